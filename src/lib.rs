@@ -1,0 +1,32 @@
+//! # srkit — single-image super-resolution
+//!
+//! srkit upscales images, trains and evaluates super-resolution models, and
+//! reports PSNR/SSIM exactly the way published SR tables compute them.
+//!
+//! The modules follow the data flow, each owning one stage, dependencies
+//! pointing one way:
+//!
+//! | stage | module |
+//! |---|---|
+//! | in-memory image (planar `f32`, `[0, 1]`) | [`image`] |
+//! | decode / encode files, atomic writes | [`io`] |
+//! | RGB ↔ YCbCr as MATLAB computes it | [`color`] |
+//! | MATLAB `imresize` | [`resample`] |
+//! | LR generation (modcrop, BI / BD / DN) | [`degrade`] |
+//! | PSNR / SSIM (paper and scikit-image conventions) | [`metrics`] |
+//! | dataset evaluation and paper-style tables | [`eval`] |
+//!
+//! The errors of every module are one type, [`Error`].
+#![deny(missing_docs)]
+
+pub mod color;
+pub mod degrade;
+pub mod error;
+pub mod eval;
+pub mod image;
+pub mod io;
+pub mod metrics;
+pub mod resample;
+
+pub use error::{Error, Result};
+pub use image::{BitDepth, Image};
