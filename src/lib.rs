@@ -26,6 +26,7 @@ pub mod eval;
 pub mod image;
 pub mod io;
 pub mod metrics;
+pub mod nn;
 pub mod resample;
 
 pub use error::{Error, Result};

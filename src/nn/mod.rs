@@ -1,0 +1,1 @@
+//! Neural-network core (in progress).
