@@ -103,6 +103,15 @@ pub fn decode_image(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Result<Ima
         .map_err(|e| decode_error(name, e))?;
     check_pixel_limit("input", w as usize, h as usize, opts.max_pixels)?;
 
+    // zune-jpeg pads a truncated scan with grey instead of failing; PIL and
+    // libjpeg-based readers reject such files, and so do we.
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
+        return Err(Error::Decode {
+            path: name.to_path_buf(),
+            reason: "truncated JPEG: the data ends before the end-of-image marker".into(),
+        });
+    }
+
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
     let decoded = reader.decode().map_err(|e| decode_error(name, e))?;
@@ -341,6 +350,70 @@ fn guess_format(bytes: &[u8], name: &Path) -> Result<ImageFormat> {
     Ok(format)
 }
 
+/// Whether a JPEG stream ends before its end-of-image (EOI) marker.
+///
+/// Walks the marker segments from SOI, skipping each segment by its length
+/// and each entropy-coded scan up to the next real marker (`FF 00` stuffing
+/// and `RSTn` markers are part of the scan). Only running out of data counts
+/// as truncation; a malformed structure is left for the decoder to report.
+/// Data after EOI is ignored.
+fn jpeg_is_truncated(b: &[u8]) -> bool {
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        // A marker: one or more 0xFF (fill bytes), then its code.
+        match b.get(i) {
+            None => return true,
+            Some(0xFF) => {}
+            Some(_) => return false,
+        }
+        while b.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = b.get(i) else {
+            return true;
+        };
+        i += 1;
+        match marker {
+            EOI => return false,
+            // Standalone markers: TEM, RST0..7, SOI.
+            0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        let Some(len) = b.get(i..i + 2) else {
+            return true;
+        };
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len < 2 {
+            return false;
+        }
+        i += len;
+        if i > b.len() {
+            return true;
+        }
+        if marker == SOS {
+            // Entropy-coded data runs to the next 0xFF not followed by 0x00,
+            // 0xFF or an RST marker.
+            loop {
+                let Some(off) = b[i..].iter().position(|&v| v == 0xFF) else {
+                    return true;
+                };
+                i += off;
+                match b.get(i + 1) {
+                    None => return true,
+                    Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
 /// Decoder limits: generous enough for any image within `max_pixels`
 /// (RGBA `f32` is 16 bytes a pixel), never below the crate's default.
 fn decoder_limits(max_pixels: u64) -> Limits {
@@ -576,6 +649,26 @@ mod tests {
             decode_image(b"hello, world\n", name, &opts),
             Err(Error::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn jpeg_truncation_is_detected_by_marker_walk() {
+        // SOI, APP0 (len 4), SOS (len 3) + scan with stuffing and RST, EOI.
+        let full: &[u8] = &[
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x03, 0x01, 0x12,
+            0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xFF, 0xD9,
+        ];
+        assert!(!jpeg_is_truncated(full));
+        // The FF D9 inside APP0 is payload, not EOI: every cut is truncated.
+        for cut in 2..full.len() {
+            assert!(jpeg_is_truncated(&full[..cut]), "cut at {cut}");
+        }
+        let mut trailing = full.to_vec();
+        trailing.extend_from_slice(b"trailer");
+        assert!(!jpeg_is_truncated(&trailing));
+        // Not a JPEG, or malformed: left to the decoder.
+        assert!(!jpeg_is_truncated(b"\x89PNG"));
+        assert!(!jpeg_is_truncated(&[0xFF, 0xD8, 0x12, 0x34]));
     }
 
     #[test]
