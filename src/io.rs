@@ -207,6 +207,8 @@ impl Default for WriteOptions {
 ///
 /// On any error nothing at `path` is created or changed.
 pub fn write_image(img: &Image, path: &Path, opts: &WriteOptions) -> Result<()> {
+    // Destination first: a bad path is reported before the image is encoded.
+    check_destination(path)?;
     let format = Format::from_path(path)?;
     if format == Format::Jpeg && !(1..=100).contains(&opts.jpeg_quality) {
         return Err(Error::invalid(
@@ -256,10 +258,35 @@ pub fn write_image(img: &Image, path: &Path, opts: &WriteOptions) -> Result<()> 
 /// [`Error::Io`] naming `path` if `path` is an existing directory, its
 /// folder does not exist or is not a directory, or any step fails; the
 /// source is the operating-system error, or the one `write` returned.
+/// [`Error::InvalidParameter`] if `path` is empty.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
+    let folder = check_destination(path)?;
+    let mut tmp = temp_builder().tempfile_in(folder).map_err(|e| {
+        let reason = format!(
+            "cannot create a temporary file in {}: {e}",
+            folder.display()
+        );
+        Error::io(path, io::Error::new(e.kind(), reason))
+    })?;
+    {
+        let mut out = BufWriter::new(tmp.as_file_mut());
+        write(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    // On failure the returned `PersistError` owns the temporary file and
+    // deletes it when dropped.
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Checks that `path` can be the destination of a new file: not empty, not
+/// an existing directory, and in an existing folder, which is returned.
+fn check_destination(path: &Path) -> Result<&Path> {
     if path.as_os_str().is_empty() {
         return Err(Error::invalid("output path", "is empty"));
     }
@@ -277,42 +304,23 @@ pub fn write_atomic(
         _ => Path::new("."),
     };
     match fs::metadata(folder) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::io(
-                path,
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is not a directory", folder.display()),
-                ),
-            ))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::io(
-                path,
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("output folder {} does not exist", folder.display()),
-                ),
-            ))
-        }
-        Err(e) => return Err(Error::io(folder, e)),
+        Ok(m) if m.is_dir() => Ok(folder),
+        Ok(_) => Err(Error::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", folder.display()),
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("output folder {} does not exist", folder.display()),
+            ),
+        )),
+        Err(e) => Err(Error::io(folder, e)),
     }
-
-    let mut tmp = temp_builder()
-        .tempfile_in(folder)
-        .map_err(|e| Error::io(path, e))?;
-    {
-        let mut out = BufWriter::new(tmp.as_file_mut());
-        write(&mut out)
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // On failure the returned `PersistError` owns the temporary file and
-    // deletes it when dropped.
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// A temporary-file builder whose name marks it as srkit's and whose mode is

@@ -3,13 +3,11 @@
 //! panic and no trace left on disk).
 
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageBuffer, ImageFormat};
-use srkit::io::{
-    decode_image, read_image, write_atomic, write_image, Format, ReadOptions, WriteOptions,
-};
+use srkit::io::{decode_image, read_image, write_atomic, write_image, ReadOptions, WriteOptions};
 use srkit::{BitDepth, Error, Image};
 
 /// A deterministic test image whose samples lie exactly on `depth`'s grid
