@@ -124,7 +124,7 @@ pub fn decode_image(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Result<Ima
 pub enum Format {
     /// PNG: lossless, 8- or 16-bit, with or without alpha.
     Png,
-    /// JPEG (baseline, 4:2:0): lossy, 8-bit, no alpha.
+    /// Baseline JPEG: lossy, 8-bit, gray or RGB, no alpha.
     Jpeg,
 }
 
@@ -259,6 +259,16 @@ pub fn write_image(img: &Image, path: &Path, opts: &WriteOptions) -> Result<()> 
 /// folder does not exist or is not a directory, or any step fails; the
 /// source is the operating-system error, or the one `write` returned.
 /// [`Error::InvalidParameter`] if `path` is empty.
+///
+/// # Example
+/// ```
+/// use std::io::Write;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("summary.json");
+/// srkit::io::write_atomic(&path, |w| w.write_all(b"{\"psnr\": 32.1}"))?;
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"psnr\": 32.1}");
+/// # Ok::<(), srkit::Error>(())
+/// ```
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
