@@ -1,0 +1,131 @@
+//! Benchmarks of the NN core, matched by `scripts/bench_torch.py`:
+//!
+//! - `conv3x3_64x64_256`: 3x3, 64 -> 64, padding 1 convolution forward on
+//!   1x64x256x256 (2*64*64*9*256*256 = 4.83 GFLOP per call);
+//! - `srcnn_train_step`: one SRCNN 9-5-5 (1 -> 64 -> 32 -> 1, valid
+//!   convolutions, ReLU) training step on a batch of 16 33x33 patches:
+//!   forward, MSE, backward, Adam update.
+//!
+//! Each with 2 and 1 rayon threads. Inputs are deterministic (seeded).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use srkit::nn::{Adam, AdamConfig, Backend, Conv2d, Conv2dConfig, Graph, ParamStore, Tensor, CPU};
+use std::time::Duration;
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn conv(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x = Tensor::uniform(&[1, 64, 256, 256], -1.0, 1.0, &mut rng);
+    let w = Tensor::uniform(&[64, 64, 3, 3], -0.05, 0.05, &mut rng);
+    let b = Tensor::uniform(&[64], -0.05, 0.05, &mut rng);
+    let cfg = Conv2dConfig {
+        padding: 1,
+        ..Default::default()
+    };
+    let flop = 2.0 * 64.0 * 64.0 * 9.0 * 256.0 * 256.0;
+    let mut group = c.benchmark_group("conv3x3_64x64_256");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(6));
+    for threads in [2, 1] {
+        let p = pool(threads);
+        group.bench_function(format!("{threads}t"), |bch| {
+            p.install(|| bch.iter(|| CPU.conv2d(&x, &w, Some(&b), cfg).expect("conv")))
+        });
+        // Plain median, printed as GFLOP/s for the report.
+        let mut ts: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                p.install(|| CPU.conv2d(&x, &w, Some(&b), cfg).expect("conv"));
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        let med = ts[ts.len() / 2];
+        println!(
+            "conv3x3 64->64 1x64x256x256 {threads}t: median {:.1} ms, {:.1} GFLOP/s",
+            med * 1e3,
+            flop / med / 1e9
+        );
+    }
+    group.finish();
+}
+
+struct Srcnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+}
+
+fn srcnn(store: &mut ParamStore, rng: &mut ChaCha8Rng) -> Srcnn {
+    let cfg = Conv2dConfig::default();
+    Srcnn {
+        conv1: Conv2d::new(store, "conv1", 1, 64, 9, true, cfg, rng).expect("conv1"),
+        conv2: Conv2d::new(store, "conv2", 64, 32, 5, true, cfg, rng).expect("conv2"),
+        conv3: Conv2d::new(store, "conv3", 32, 1, 5, true, cfg, rng).expect("conv3"),
+    }
+}
+
+fn train_step(
+    m: &Srcnn,
+    store: &mut ParamStore,
+    adam: &mut Adam,
+    x: &Tensor,
+    t: &Tensor,
+) -> srkit::Result<f32> {
+    let mut g = Graph::new();
+    let xv = g.input(x.clone());
+    let h = m.conv1.forward(&mut g, store, xv)?;
+    let h = g.relu(h);
+    let h = m.conv2.forward(&mut g, store, h)?;
+    let h = g.relu(h);
+    let y = m.conv3.forward(&mut g, store, h)?;
+    let tv = g.input(t.clone());
+    let loss = g.mse_loss(y, tv)?;
+    let grads = g.backward(loss)?;
+    adam.step(store, &grads)?;
+    g.scalar(loss)
+}
+
+fn srcnn_step(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut store = ParamStore::new();
+    let m = srcnn(&mut store, &mut rng);
+    let mut adam = Adam::new(&store, AdamConfig::default());
+    let x = Tensor::uniform(&[16, 1, 33, 33], 0.0, 1.0, &mut rng);
+    let t = Tensor::uniform(&[16, 1, 17, 17], 0.0, 1.0, &mut rng);
+    let mut group = c.benchmark_group("srcnn_train_step");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(5));
+    for threads in [2, 1] {
+        let p = pool(threads);
+        group.bench_function(format!("{threads}t"), |bch| {
+            p.install(|| bch.iter(|| train_step(&m, &mut store, &mut adam, &x, &t).expect("step")))
+        });
+        let mut ts: Vec<f64> = (0..30)
+            .map(|_| {
+                let tm = std::time::Instant::now();
+                p.install(|| train_step(&m, &mut store, &mut adam, &x, &t).expect("step"));
+                tm.elapsed().as_secs_f64()
+            })
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        println!(
+            "srcnn 9-5-5 train step b16 33x33 {threads}t: median {:.2} ms",
+            ts[ts.len() / 2] * 1e3
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, conv, srcnn_step);
+criterion_main!(benches);

@@ -1,0 +1,193 @@
+//! Layers: parameter bundles with a taped `forward` and a tape-free `infer`.
+//!
+//! Each layer registers its parameters in a [`ParamStore`] under
+//! `"{prefix}.weight"` / `"{prefix}.bias"`, PyTorch's `state_dict` keys, and
+//! initialises them as PyTorch does (`kaiming_uniform_(a = sqrt(5))`, i.e.
+//! `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias).
+
+use super::backend::{Backend, Conv2dConfig, ConvTranspose2dConfig};
+use super::graph::{Graph, Var};
+use super::params::{ParamId, ParamStore};
+use super::tensor::Tensor;
+use crate::error::{Error, Result};
+use rand::Rng;
+
+fn uniform_init(shape: &[usize], fan_in: usize, rng: &mut impl Rng) -> Tensor {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    Tensor::uniform(shape, -bound, bound, rng)
+}
+
+/// A 2-D convolution layer (PyTorch `nn.Conv2d`, square kernel).
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2d {
+    /// Weight `[C_out, C_in/groups, k, k]`.
+    pub weight: ParamId,
+    /// Optional bias `[C_out]`.
+    pub bias: Option<ParamId>,
+    /// Stride, padding, groups.
+    pub config: Conv2dConfig,
+}
+
+impl Conv2d {
+    /// Registers a `c_in -> c_out`, `k x k` convolution under `prefix`.
+    pub fn new(
+        store: &mut ParamStore,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        bias: bool,
+        config: Conv2dConfig,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        if config.groups == 0 || c_in % config.groups != 0 || c_out % config.groups != 0 || k == 0 {
+            return Err(Error::invalid(
+                "conv2d",
+                format!(
+                    "{c_in}->{c_out} channels, kernel {k}, groups {}",
+                    config.groups
+                ),
+            ));
+        }
+        let fan_in = c_in / config.groups * k * k;
+        let weight = store.add(
+            format!("{prefix}.weight"),
+            uniform_init(&[c_out, c_in / config.groups, k, k], fan_in, rng),
+        )?;
+        let bias = if bias {
+            Some(store.add(
+                format!("{prefix}.bias"),
+                uniform_init(&[c_out], fan_in, rng),
+            )?)
+        } else {
+            None
+        };
+        Ok(Conv2d {
+            weight,
+            bias,
+            config,
+        })
+    }
+
+    /// Taped forward pass.
+    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
+        let w = g.param(store, self.weight);
+        let b = self.bias.map(|b| g.param(store, b));
+        g.conv2d(x, w, b, self.config)
+    }
+
+    /// Inference without a tape.
+    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
+        be.conv2d(
+            x,
+            store.get(self.weight),
+            self.bias.map(|b| store.get(b)),
+            self.config,
+        )
+    }
+}
+
+/// A 2-D transposed convolution layer (PyTorch `nn.ConvTranspose2d`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTranspose2d {
+    /// Weight `[C_in, C_out/groups, k, k]`.
+    pub weight: ParamId,
+    /// Optional bias `[C_out]`.
+    pub bias: Option<ParamId>,
+    /// Stride, padding, output padding, groups.
+    pub config: ConvTranspose2dConfig,
+}
+
+impl ConvTranspose2d {
+    /// Registers a `c_in -> c_out`, `k x k` transposed convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        bias: bool,
+        config: ConvTranspose2dConfig,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        if config.groups == 0 || c_in % config.groups != 0 || c_out % config.groups != 0 || k == 0 {
+            return Err(Error::invalid(
+                "conv_transpose2d",
+                format!(
+                    "{c_in}->{c_out} channels, kernel {k}, groups {}",
+                    config.groups
+                ),
+            ));
+        }
+        // PyTorch computes fan_in from weight.size(1) * k * k.
+        let fan_in = c_out / config.groups * k * k;
+        let weight = store.add(
+            format!("{prefix}.weight"),
+            uniform_init(&[c_in, c_out / config.groups, k, k], fan_in, rng),
+        )?;
+        let bias = if bias {
+            Some(store.add(
+                format!("{prefix}.bias"),
+                uniform_init(&[c_out], fan_in, rng),
+            )?)
+        } else {
+            None
+        };
+        Ok(ConvTranspose2d {
+            weight,
+            bias,
+            config,
+        })
+    }
+
+    /// Taped forward pass.
+    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
+        let w = g.param(store, self.weight);
+        let b = self.bias.map(|b| g.param(store, b));
+        g.conv_transpose2d(x, w, b, self.config)
+    }
+
+    /// Inference without a tape.
+    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
+        be.conv_transpose2d(
+            x,
+            store.get(self.weight),
+            self.bias.map(|b| store.get(b)),
+            self.config,
+        )
+    }
+}
+
+/// PReLU with one slope per channel (or one shared), initialised to 0.25
+/// as PyTorch `nn.PReLU`.
+#[derive(Debug, Clone, Copy)]
+pub struct Prelu {
+    /// Slopes `[C]` (or `[1]`).
+    pub weight: ParamId,
+}
+
+impl Prelu {
+    /// Registers `"{prefix}.weight"` with `num_parameters` slopes.
+    pub fn new(store: &mut ParamStore, prefix: &str, num_parameters: usize) -> Result<Self> {
+        if num_parameters == 0 {
+            return Err(Error::invalid("prelu", "num_parameters must be at least 1"));
+        }
+        let weight = store.add(
+            format!("{prefix}.weight"),
+            Tensor::full(&[num_parameters], 0.25),
+        )?;
+        Ok(Prelu { weight })
+    }
+
+    /// Taped forward pass.
+    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
+        let a = g.param(store, self.weight);
+        g.prelu(x, a)
+    }
+
+    /// Inference without a tape.
+    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
+        be.prelu(x, store.get(self.weight))
+    }
+}

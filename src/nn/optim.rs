@@ -1,0 +1,140 @@
+//! Optimisers.
+
+use super::backend::{AdamStep, Backend, CPU};
+use super::params::{Gradients, ParamStore};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Adam hyper-parameters; the defaults are PyTorch's `torch.optim.Adam`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// Learning rate (1e-3).
+    pub lr: f32,
+    /// Decay of the first moment (0.9).
+    pub beta1: f32,
+    /// Decay of the second moment (0.999).
+    pub beta2: f32,
+    /// Denominator guard (1e-8).
+    pub eps: f32,
+    /// L2 penalty added to the gradient (0).
+    pub weight_decay: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Serializable optimiser state: one first- and second-moment buffer per
+/// parameter (in [`ParamStore`] order) and the number of steps taken.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AdamState {
+    /// Steps taken so far.
+    pub step: u64,
+    /// First-moment estimates, one `Vec` per parameter.
+    pub m: Vec<Vec<f32>>,
+    /// Second-moment estimates, one `Vec` per parameter.
+    pub v: Vec<Vec<f32>>,
+}
+
+/// Adam (Kingma & Ba, 2015, "Adam: A Method for Stochastic Optimization",
+/// arXiv:1412.6980), with bias correction exactly as PyTorch's
+/// single-tensor implementation. Parameters without a gradient in a step
+/// are left untouched (their moments too), as in PyTorch.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Hyper-parameters (the learning rate may be changed between steps).
+    pub config: AdamConfig,
+    state: AdamState,
+}
+
+impl Adam {
+    /// A fresh optimiser for the parameters of `store`.
+    pub fn new(store: &ParamStore, config: AdamConfig) -> Self {
+        let zeros: Vec<Vec<f32>> = store
+            .ids()
+            .map(|id| vec![0.0; store.get(id).numel()])
+            .collect();
+        Adam {
+            config,
+            state: AdamState {
+                step: 0,
+                m: zeros.clone(),
+                v: zeros,
+            },
+        }
+    }
+
+    /// Restores an optimiser from a checkpointed state, checking it matches
+    /// `store`'s parameter sizes.
+    pub fn from_state(store: &ParamStore, config: AdamConfig, state: AdamState) -> Result<Self> {
+        if state.m.len() != store.len() || state.v.len() != store.len() {
+            return Err(Error::Model(format!(
+                "optimiser state has {} parameters, the model {}",
+                state.m.len(),
+                store.len()
+            )));
+        }
+        for id in store.ids() {
+            let n = store.get(id).numel();
+            if state.m[id.index()].len() != n || state.v[id.index()].len() != n {
+                return Err(Error::Model(format!(
+                    "optimiser state for {:?} has the wrong size",
+                    store.name(id)
+                )));
+            }
+        }
+        Ok(Adam { config, state })
+    }
+
+    /// The state, for checkpointing.
+    pub fn state(&self) -> &AdamState {
+        &self.state
+    }
+
+    /// Applies one update to every parameter of `store` that has a gradient.
+    pub fn step(&mut self, store: &mut ParamStore, grads: &Gradients) -> Result<()> {
+        self.step_with(&CPU, store, grads)
+    }
+
+    /// [`step`](Self::step) on a given backend.
+    pub fn step_with(
+        &mut self,
+        backend: &dyn Backend,
+        store: &mut ParamStore,
+        grads: &Gradients,
+    ) -> Result<()> {
+        if self.state.m.len() != store.len() {
+            return Err(Error::Model("optimiser built for another model".into()));
+        }
+        self.state.step += 1;
+        let hp = AdamStep {
+            lr: self.config.lr,
+            beta1: self.config.beta1,
+            beta2: self.config.beta2,
+            eps: self.config.eps,
+            weight_decay: self.config.weight_decay,
+            step: self.state.step,
+        };
+        let ids: Vec<_> = store.ids().collect();
+        for id in ids {
+            let Some(g) = grads.get(id) else { continue };
+            let i = id.index();
+            backend.adam_update(
+                store.get_mut(id).data_mut(),
+                g.data(),
+                &mut self.state.m[i],
+                &mut self.state.v[i],
+                hp,
+            )?;
+        }
+        Ok(())
+    }
+}
