@@ -398,30 +398,51 @@ pub const STRIP: usize = 8;
 /// Output rows per parallel task in the vertical pass.
 const ROWS_PER_TASK: usize = 8;
 
-/// Resizes the height of a `w x tab.in_len` plane.
-fn pass_vertical(src: &[f64], w: usize, tab: &AxisWeights, border: Border) -> Vec<f64> {
-    let mut out = vec![0.0f64; w * tab.out_len()];
+/// Resizes the height of a `w x tab.in_len` plane into `out`
+/// (`w x tab.out_len()`), storing each `f64` sum through `store`.
+fn pass_vertical<T, F>(
+    src: &[f64],
+    w: usize,
+    tab: &AxisWeights,
+    border: Border,
+    out: &mut [T],
+    store: F,
+) where
+    T: Copy + Send,
+    F: Fn(f64) -> T + Sync,
+{
     let taps = tab.taps;
     out.par_chunks_mut(w * ROWS_PER_TASK)
         .enumerate()
-        .for_each(|(blk, oblk)| {
-            for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
-                let y = blk * ROWS_PER_TASK + r;
-                let ws = &tab.weights[y * taps..(y + 1) * taps];
-                for (j, &wt) in ws.iter().enumerate() {
-                    let iy = border_index(tab.left[y] + j as isize, tab.in_len, border);
-                    let irow = &src[iy * w..(iy + 1) * w];
-                    for (o, &i) in orow.iter_mut().zip(irow) {
-                        *o += wt * i;
+        .for_each_init(
+            || vec![0.0f64; w],
+            |acc, (blk, oblk)| {
+                for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
+                    let y = blk * ROWS_PER_TASK + r;
+                    let ws = &tab.weights[y * taps..(y + 1) * taps];
+                    acc.fill(0.0);
+                    for (j, &wt) in ws.iter().enumerate() {
+                        let iy = border_index(tab.left[y] + j as isize, tab.in_len, border);
+                        let irow = &src[iy * w..(iy + 1) * w];
+                        for (a, &i) in acc.iter_mut().zip(irow) {
+                            *a += wt * i;
+                        }
+                    }
+                    for (o, &a) in orow.iter_mut().zip(acc.iter()) {
+                        *o = store(a);
                     }
                 }
-            }
-        });
-    out
+            },
+        );
 }
 
-/// Resizes the width of a `tab.in_len x h` plane.
-fn pass_horizontal(src: &[f64], h: usize, tab: &AxisWeights, border: Border) -> Vec<f64> {
+/// Resizes the width of a `tab.in_len x h` plane into `out`
+/// (`tab.out_len() x h`), storing each `f64` sum through `store`.
+fn pass_horizontal<T, F>(src: &[f64], tab: &AxisWeights, border: Border, out: &mut [T], store: F)
+where
+    T: Copy + Send,
+    F: Fn(f64) -> T + Sync,
+{
     let w_in = tab.in_len;
     let w_out = tab.out_len();
     let taps = tab.taps;
@@ -432,7 +453,6 @@ fn pass_horizontal(src: &[f64], h: usize, tab: &AxisWeights, border: Border) -> 
         .map(|p| border_index(p, w_in, border))
         .collect();
     let plen = pmap.len();
-    let mut out = vec![0.0f64; w_out * h];
     out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
         || vec![0.0f64; plen * STRIP],
         |strip, (blk, oblk)| {
@@ -462,31 +482,40 @@ fn pass_horizontal(src: &[f64], h: usize, tab: &AxisWeights, border: Border) -> 
                     }
                 }
                 for (r, &a) in acc.iter().enumerate().take(nrows) {
-                    oblk[r * w_out + x] = a;
+                    oblk[r * w_out + x] = store(a);
                 }
             }
         },
     );
-    out
 }
 
 /// Rounds half away from zero and saturates to `0..=max` (MATLAB's
-/// conversion of a double to an integer class; NaN becomes 0).
+/// conversion of a double to an integer class; NaN becomes 0), returning
+/// the integer.
+///
+/// Written without `f64::round` (a libm call on baseline x86-64) and without
+/// a data-dependent branch: after clamping `v >= 0`, so the truncation and
+/// `c - t` are exact.
+#[inline]
+fn round_index(v: f64, max: f64) -> u32 {
+    // f64::max returns the other operand for NaN.
+    let c = v.max(0.0).min(max);
+    let t = c as u32;
+    t + u32::from(c - f64::from(t) >= 0.5)
+}
+
+/// [`round_index`] as an `f64`.
 #[inline]
 fn round_saturate(v: f64, max: f64) -> f64 {
-    if v.is_nan() {
-        0.0
-    } else {
-        v.round().clamp(0.0, max)
-    }
+    f64::from(round_index(v, max))
 }
 
 /// Resizes `img` to `target` with MATLAB `imresize` semantics (see the
 /// [module docs](self)).
 ///
-/// The output keeps the input's channels and [`BitDepth`](crate::BitDepth); `U8`/`U16`
-/// outputs are rounded (half away from zero, saturating) to their grid,
-/// `F32` outputs are not clamped (cubic and Lanczos kernels overshoot).
+/// The output keeps the input's channels and [`BitDepth`](crate::BitDepth);
+/// `U8`/`U16` outputs are rounded (half away from zero, saturating) to their
+/// grid, `F32` outputs are not clamped (cubic and Lanczos kernels overshoot).
 ///
 /// Fails with [`Error::InvalidParameter`] on a non-finite or non-positive
 /// scale, an empty target size, or an invalid cubic parameter.
@@ -504,49 +533,88 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
     };
     let tab_x = AxisWeights::new(in_w, out_w, sx, opts.kernel, opts.antialias);
     let tab_y = AxisWeights::new(in_h, out_h, sy, opts.kernel, opts.antialias);
+    // MATLAB sorts the scales (stably): height (dim 1) first unless the
+    // width's scale is strictly smaller. Identity passes are skipped.
+    let order = if sy <= sx {
+        [(true, &tab_y), (false, &tab_x)]
+    } else {
+        [(false, &tab_x), (true, &tab_y)]
+    };
+    let passes: Vec<(bool, &AxisWeights)> = order
+        .into_iter()
+        .filter(|(_, t)| !t.is_identity())
+        .collect();
+
     let depth = img.depth();
     let unit = depth.max_value();
+    // Work in integer units for integer depths (exact for 8/16-bit data).
+    let m = unit.unwrap_or(1.0);
     let round_between = opts.matlab_rounding && unit.is_some();
-    // MATLAB sorts the scales (stably): height (dim 1) first unless the
-    // width's scale is strictly smaller.
-    let height_first = sy <= sx;
-
-    let mut data = Vec::with_capacity(out_w * out_h * img.channels());
-    for plane in img.planes() {
-        let mut buf: Vec<f64> = match unit {
-            Some(m) if opts.matlab_rounding => plane
-                .iter()
-                .map(|&v| round_saturate(f64::from(v) * m, m))
-                .collect(),
-            Some(m) => plane.iter().map(|&v| f64::from(v) * m).collect(),
-            None => plane.iter().map(|&v| f64::from(v)).collect(),
-        };
-        let mut passes_done = 0;
-        let mut w = in_w;
-        let mut h = in_h;
-        for step in 0..2 {
-            let vertical = (step == 0) == height_first;
-            let tab = if vertical { &tab_y } else { &tab_x };
-            if tab.is_identity() {
-                continue;
-            }
-            if passes_done == 1 && round_between {
-                let m = unit.unwrap_or(1.0);
-                buf.par_iter_mut().for_each(|v| *v = round_saturate(*v, m));
-            }
-            if vertical {
-                buf = pass_vertical(&buf, w, tab, opts.border);
-                h = tab.out_len();
-            } else {
-                buf = pass_horizontal(&buf, h, tab, opts.border);
-                w = tab.out_len();
-            }
-            passes_done += 1;
+    let to_work = |v: &f32| {
+        let u = f64::from(*v) * m;
+        if round_between {
+            round_saturate(u, m)
+        } else {
+            u
         }
-        debug_assert_eq!((w, h), (out_w, out_h));
-        match unit {
-            Some(m) => data.extend(buf.iter().map(|&v| (round_saturate(v, m) / m) as f32)),
-            None => data.extend(buf.iter().map(|&v| v as f32)),
+    };
+    let inter = |v: f64| {
+        if round_between {
+            round_saturate(v, m)
+        } else {
+            v
+        }
+    };
+    // Integer results map to their f32 sample `k / max` through a table
+    // (the same values as dividing, without a division per sample).
+    let table: Vec<f32> = match unit {
+        Some(m) => (0..=m as u32).map(|k| (f64::from(k) / m) as f32).collect(),
+        None => Vec::new(),
+    };
+    let finish = |v: f64| match unit {
+        Some(m) => table[round_index(v, m) as usize],
+        None => v as f32,
+    };
+    let run = |vertical: bool, tab: &AxisWeights, src: &[f64], w: usize, out: &mut [f64]| {
+        if vertical {
+            pass_vertical(src, w, tab, opts.border, out, inter);
+        } else {
+            pass_horizontal(src, tab, opts.border, out, inter);
+        }
+    };
+
+    let n_out = out_w * out_h;
+    let mut data = vec![0.0f32; n_out * img.channels()];
+    let mut src: Vec<f64> = Vec::new();
+    let mut mid: Vec<f64> = Vec::new();
+    for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
+        plane.par_iter().map(to_work).collect_into_vec(&mut src);
+        match (passes.first(), passes.get(1)) {
+            (None, _) => dst
+                .par_iter_mut()
+                .zip(src.par_iter())
+                .for_each(|(d, &v)| *d = finish(v)),
+            (Some((vertical, tab)), None) => {
+                if *vertical {
+                    pass_vertical(&src, in_w, tab, opts.border, dst, finish);
+                } else {
+                    pass_horizontal(&src, tab, opts.border, dst, finish);
+                }
+            }
+            (Some((v1, t1)), Some((v2, t2))) => {
+                let (mw, mh) = if *v1 {
+                    (in_w, t1.out_len())
+                } else {
+                    (t1.out_len(), in_h)
+                };
+                mid.resize(mw * mh, 0.0);
+                run(*v1, t1, &src, in_w, &mut mid);
+                if *v2 {
+                    pass_vertical(&mid, mw, t2, opts.border, dst, finish);
+                } else {
+                    pass_horizontal(&mid, t2, opts.border, dst, finish);
+                }
+            }
         }
     }
     Image::from_planar(out_w, out_h, img.channels(), depth, data)
@@ -584,6 +652,41 @@ mod tests {
         Kernel::Lanczos3,
         Kernel::Box,
     ];
+
+    #[test]
+    fn fast_rounding_is_round_half_away_saturating() {
+        let below_half = 0.5 - f64::EPSILON / 4.0;
+        for v in [
+            0.0,
+            below_half,
+            0.5,
+            1.5,
+            2.5,
+            2.4999999999999996,
+            127.5,
+            254.5,
+            255.49,
+            255.5,
+            1e9,
+            -0.4,
+            -3.0,
+            65534.5,
+        ] {
+            for m in [255.0, 65535.0] {
+                assert_eq!(round_saturate(v, m), v.round().clamp(0.0, m), "{v} {m}");
+            }
+        }
+        assert_eq!(round_saturate(f64::NAN, 255.0), 0.0);
+        assert_eq!(round_saturate(f64::INFINITY, 255.0), 255.0);
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 300.0 - 20.0;
+            assert_eq!(round_saturate(v, 255.0), v.round().clamp(0.0, 255.0), "{v}");
+        }
+    }
 
     #[test]
     fn parse_kernels_and_borders() {
