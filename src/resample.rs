@@ -289,6 +289,9 @@ pub fn output_size(width: usize, height: usize, target: ResizeTarget) -> Result<
     }
 }
 
+/// Largest weight table (outputs x taps) [`resize`] builds per axis.
+const MAX_TABLE_ENTRIES: usize = 1 << 25;
+
 /// One axis's weight table: output `o` is
 /// `sum_j weights[o * taps + j] * in[border(left[o] + j)]`, `j` ascending.
 #[derive(Debug, Clone)]
@@ -306,7 +309,17 @@ struct AxisWeights {
 impl AxisWeights {
     /// MATLAB's `contributions(in_length, out_length, scale, kernel,
     /// kernel_width, antialiasing)`, in `f64` with MATLAB's operation order.
-    fn new(in_len: usize, out_len: usize, scale: f64, kernel: Kernel, antialias: bool) -> Self {
+    ///
+    /// Fails if the table would exceed [`MAX_TABLE_ENTRIES`] (an absurdly
+    /// small antialiased scale makes the stretched kernel millions of taps
+    /// wide).
+    fn new(
+        in_len: usize,
+        out_len: usize,
+        scale: f64,
+        kernel: Kernel,
+        antialias: bool,
+    ) -> Result<Self> {
         let stretch = scale < 1.0 && antialias && kernel != Kernel::Nearest;
         let kernel_width = if stretch {
             kernel.width() / scale
@@ -320,7 +333,17 @@ impl AxisWeights {
                 kernel.eval(x)
             }
         };
-        let p = kernel_width.ceil() as usize + 2;
+        let p = kernel_width.ceil() + 2.0;
+        if p * out_len as f64 > MAX_TABLE_ENTRIES as f64 {
+            return Err(Error::invalid(
+                "scale",
+                format!(
+                    "{scale} would need a {p}-tap kernel for {out_len} outputs \
+                     (weight table limit {MAX_TABLE_ENTRIES} entries)"
+                ),
+            ));
+        }
+        let p = p as usize;
         let mut left = Vec::with_capacity(out_len);
         let mut weights = vec![0.0f64; out_len * p];
         for (o, row) in weights.chunks_exact_mut(p).enumerate() {
@@ -356,12 +379,12 @@ impl AxisWeights {
         for l in &mut left {
             *l += lead as isize;
         }
-        AxisWeights {
+        Ok(AxisWeights {
             in_len,
             taps,
             left,
             weights,
-        }
+        })
     }
 
     fn out_len(&self) -> usize {
@@ -395,11 +418,14 @@ fn border_index(i: isize, n: usize, border: Border) -> usize {
 /// loop).
 pub const STRIP: usize = 8;
 
+/// Samples per parallel task in element-wise conversions.
+const CHUNK: usize = 1 << 14;
+
 /// Output rows per parallel task in the vertical pass.
 const ROWS_PER_TASK: usize = 8;
 
 /// Resizes the height of a `w x tab.in_len` plane into `out`
-/// (`w x tab.out_len()`), storing each `f64` sum through `store`.
+/// (`w x tab.out_len()`); `store(sums, dst)` converts a row of `f64` sums.
 fn pass_vertical<T, F>(
     src: &[f64],
     w: usize,
@@ -409,7 +435,7 @@ fn pass_vertical<T, F>(
     store: F,
 ) where
     T: Copy + Send,
-    F: Fn(f64) -> T + Sync,
+    F: Fn(&[f64], &mut [T]) + Sync,
 {
     let taps = tab.taps;
     out.par_chunks_mut(w * ROWS_PER_TASK)
@@ -428,20 +454,18 @@ fn pass_vertical<T, F>(
                             *a += wt * i;
                         }
                     }
-                    for (o, &a) in orow.iter_mut().zip(acc.iter()) {
-                        *o = store(a);
-                    }
+                    store(acc, orow);
                 }
             },
         );
 }
 
 /// Resizes the width of a `tab.in_len x h` plane into `out`
-/// (`tab.out_len() x h`), storing each `f64` sum through `store`.
+/// (`tab.out_len() x h`); `store(sums, dst)` converts a block of `f64` sums.
 fn pass_horizontal<T, F>(src: &[f64], tab: &AxisWeights, border: Border, out: &mut [T], store: F)
 where
     T: Copy + Send,
-    F: Fn(f64) -> T + Sync,
+    F: Fn(&[f64], &mut [T]) + Sync,
 {
     let w_in = tab.in_len;
     let w_out = tab.out_len();
@@ -454,8 +478,8 @@ where
         .collect();
     let plen = pmap.len();
     out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
-        || vec![0.0f64; plen * STRIP],
-        |strip, (blk, oblk)| {
+        || (vec![0.0f64; plen * STRIP], vec![0.0f64; w_out * STRIP]),
+        |(strip, sums), (blk, oblk)| {
             let y0 = blk * STRIP;
             let nrows = oblk.len() / w_out;
             // Gather: strip[p * STRIP + r] = row r at padded position p.
@@ -481,33 +505,33 @@ where
                         acc[r] += wt * cell[r];
                     }
                 }
-                for (r, &a) in acc.iter().enumerate().take(nrows) {
-                    oblk[r * w_out + x] = store(a);
+                for (r, &a) in acc.iter().enumerate() {
+                    sums[r * w_out + x] = a;
                 }
             }
+            store(&sums[..oblk.len()], oblk);
         },
     );
 }
 
 /// Rounds half away from zero and saturates to `0..=max` (MATLAB's
-/// conversion of a double to an integer class; NaN becomes 0), returning
-/// the integer.
+/// conversion of a double to an integer class; NaN becomes 0).
 ///
-/// Written without `f64::round` (a libm call on baseline x86-64) and without
-/// a data-dependent branch: after clamping `v >= 0`, so the truncation and
-/// `c - t` are exact.
-#[inline]
-fn round_index(v: f64, max: f64) -> u32 {
-    // f64::max returns the other operand for NaN.
-    let c = v.max(0.0).min(max);
-    let t = c as u32;
-    t + u32::from(c - f64::from(t) >= 0.5)
-}
-
-/// [`round_index`] as an `f64`.
+/// `max` must be below 2^52. Written with plain `f64` arithmetic and selects
+/// (no libm `round`, no float-to-int conversion, no data-dependent branch)
+/// so that loops over it vectorise: after clamping, `0 <= c < 2^52`, so
+/// adding and subtracting 2^52 rounds `c` to an integer exactly, from which
+/// the floor and the exact fraction `c - floor` follow.
 #[inline]
 fn round_saturate(v: f64, max: f64) -> f64 {
-    f64::from(round_index(v, max))
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    // Selects rather than f64::max/min: same result (NaN -> 0), and they
+    // map to single maxpd/minpd instructions.
+    let c = if v > 0.0 { v } else { 0.0 };
+    let c = if c < max { c } else { max };
+    let r = (c + TWO_52) - TWO_52;
+    let floor = if r > c { r - 1.0 } else { r };
+    floor + if c - floor >= 0.5 { 1.0 } else { 0.0 }
 }
 
 /// Resizes `img` to `target` with MATLAB `imresize` semantics (see the
@@ -531,8 +555,8 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
         ResizeTarget::Scale(s) => (s, s),
         ResizeTarget::Size { .. } => (out_w as f64 / in_w as f64, out_h as f64 / in_h as f64),
     };
-    let tab_x = AxisWeights::new(in_w, out_w, sx, opts.kernel, opts.antialias);
-    let tab_y = AxisWeights::new(in_h, out_h, sy, opts.kernel, opts.antialias);
+    let tab_x = AxisWeights::new(in_w, out_w, sx, opts.kernel, opts.antialias)?;
+    let tab_y = AxisWeights::new(in_h, out_h, sy, opts.kernel, opts.antialias)?;
     // MATLAB sorts the scales (stably): height (dim 1) first unless the
     // width's scale is strictly smaller. Identity passes are skipped.
     let order = if sy <= sx {
@@ -550,30 +574,37 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
     // Work in integer units for integer depths (exact for 8/16-bit data).
     let m = unit.unwrap_or(1.0);
     let round_between = opts.matlab_rounding && unit.is_some();
-    let to_work = |v: &f32| {
-        let u = f64::from(*v) * m;
+    // Slice-level conversions, each a simple loop that vectorises.
+    let to_work = |src: &[f32], dst: &mut [f64]| {
         if round_between {
-            round_saturate(u, m)
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = round_saturate(f64::from(v) * m, m);
+            }
         } else {
-            u
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = f64::from(v) * m;
+            }
         }
     };
-    let inter = |v: f64| {
+    let inter = |src: &[f64], dst: &mut [f64]| {
         if round_between {
-            round_saturate(v, m)
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = round_saturate(v, m);
+            }
         } else {
-            v
+            dst.copy_from_slice(src);
         }
     };
-    // Integer results map to their f32 sample `k / max` through a table
-    // (the same values as dividing, without a division per sample).
-    let table: Vec<f32> = match unit {
-        Some(m) => (0..=m as u32).map(|k| (f64::from(k) / m) as f32).collect(),
-        None => Vec::new(),
-    };
-    let finish = |v: f64| match unit {
-        Some(m) => table[round_index(v, m) as usize],
-        None => v as f32,
+    let finish = |src: &[f64], dst: &mut [f32]| {
+        if unit.is_some() {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = (round_saturate(v, m) / m) as f32;
+            }
+        } else {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v as f32;
+            }
+        }
     };
     let run = |vertical: bool, tab: &AxisWeights, src: &[f64], w: usize, out: &mut [f64]| {
         if vertical {
@@ -588,12 +619,15 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
     let mut src: Vec<f64> = Vec::new();
     let mut mid: Vec<f64> = Vec::new();
     for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
-        plane.par_iter().map(to_work).collect_into_vec(&mut src);
+        src.resize(plane.len(), 0.0);
+        src.par_chunks_mut(CHUNK)
+            .zip(plane.par_chunks(CHUNK))
+            .for_each(|(d, p)| to_work(p, d));
         match (passes.first(), passes.get(1)) {
             (None, _) => dst
-                .par_iter_mut()
-                .zip(src.par_iter())
-                .for_each(|(d, &v)| *d = finish(v)),
+                .par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK))
+                .for_each(|(d, s)| finish(s, d)),
             (Some((vertical, tab)), None) => {
                 if *vertical {
                     pass_vertical(&src, in_w, tab, opts.border, dst, finish);
@@ -715,6 +749,10 @@ mod tests {
             assert!(output_size(10, 10, ResizeTarget::Scale(s)).is_err(), "{s}");
         }
         assert!(output_size(10, 10, ResizeTarget::Scale(1e300)).is_err());
+        // Valid size, but a 4e9-tap antialiasing kernel: an error, not OOM.
+        let tiny = gray_u8(10, 10, &[5; 100]);
+        assert!(imresize_bicubic(&tiny, 1e-9).is_err());
+        assert_eq!(imresize_bicubic(&tiny, 1e-3).unwrap().width(), 1);
         let zero = ResizeTarget::Size {
             width: 0,
             height: 4,
