@@ -14,6 +14,7 @@
 //! | MATLAB `imresize` | [`resample`] |
 //! | LR generation (modcrop, BI / BD / DN) | [`degrade`] |
 //! | PSNR / SSIM (paper and scikit-image conventions) | [`metrics`] |
+//! | the interface every SR method implements | [`upscale`] |
 //! | dataset evaluation and paper-style tables | [`eval`] |
 //!
 //! The errors of every module are one type, [`Error`].
@@ -28,6 +29,7 @@ pub mod io;
 pub mod metrics;
 pub mod nn;
 pub mod resample;
+pub mod upscale;
 
 pub use error::{Error, Result};
 pub use image::{BitDepth, Image};

@@ -1,0 +1,224 @@
+//! The `srkit` binary end to end: MATLAB-exact `degrade`, and every kind of
+//! bad input ending in a one-line error, a non-zero exit and no output file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn srkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srkit"))
+        .args(args)
+        .output()
+        .expect("run srkit")
+}
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Asserts failure with a one-line message mentioning `needle`, and that
+/// nothing was written at `out`.
+fn assert_fails(out: &Output, needle: &str, written: Option<&Path>) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr {err:?} lacks {needle:?}"
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    if let Some(p) = written {
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+}
+
+fn small_png(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let p = dir.join(name);
+    img.save(&p).unwrap();
+    p
+}
+
+#[test]
+fn degrade_bi_reproduces_matlab_set5_lr_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["baby", "bird", "butterfly", "head", "woman"];
+    for scale in [2, 3, 4] {
+        for (i, name) in names.iter().enumerate() {
+            let hr = data(&format!("Set5/{name}.png"));
+            let out = dir.path().join(format!("{name}_x{scale}.png"));
+            let o = srkit(&[
+                "degrade",
+                s(&hr),
+                "-o",
+                s(&out),
+                "--scale",
+                &scale.to_string(),
+                "--kind",
+                "bi",
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let ours = image::open(&out).unwrap().to_rgb8();
+            let matlab = image::open(data(&format!(
+                "reference/Set5_LR_MATLAB/img_00{}_SRF_{scale}_LR.png",
+                i + 1
+            )))
+            .unwrap()
+            .to_rgb8();
+            assert_eq!(ours.dimensions(), matlab.dimensions(), "{name} x{scale}");
+            let differing = ours
+                .as_raw()
+                .iter()
+                .zip(matlab.as_raw())
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(differing, 0, "{name} x{scale}: {differing} samples differ");
+        }
+    }
+}
+
+#[test]
+fn upscale_resize_and_metrics_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_png(dir.path(), "in.png", 20, 12);
+    let up = dir.path().join("up.png");
+    let o = srkit(&["upscale", s(&input), "-o", s(&up), "--scale", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::image_dimensions(&up).unwrap(), (60, 36));
+
+    let down = dir.path().join("down.jpg");
+    let o = srkit(&["resize", s(&up), "-o", s(&down), "--size", "20x12"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::image_dimensions(&down).unwrap(), (20, 12));
+
+    let o = srkit(&["metrics", s(&input), s(&input), "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["psnr"].is_null(), "identical images: PSNR is +inf -> null");
+    assert!((v["ssim"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn eval_prints_table_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let o = srkit(&[
+        "eval",
+        "--method",
+        "bicubic",
+        "--scale",
+        "2,4",
+        "--dataset",
+        s(&data("Set5")),
+        "--json",
+        s(&json),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("Set5") && table.contains("x2") && table.contains("x4"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["method"], "bicubic");
+    assert_eq!(results[0]["dataset"], "Set5");
+    assert_eq!(results[0]["scale"], 2);
+    assert_eq!(results[0]["images"].as_array().unwrap().len(), 5);
+    assert_eq!(results[0]["images"][0]["name"], "baby");
+    let psnr = results[0]["psnr"].as_f64().unwrap();
+    assert!((psnr - 33.66).abs() < 0.02, "Set5 x2 bicubic {psnr}");
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = small_png(d, "good.png", 16, 16);
+    let out = d.join("out.png");
+
+    let empty = d.join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    assert_fails(&srkit(&["upscale", s(&empty), "-o", s(&out)]), "empty.png", Some(&out));
+
+    let text = d.join("notes.png");
+    std::fs::write(&text, b"this is not an image\n").unwrap();
+    assert_fails(&srkit(&["upscale", s(&text), "-o", s(&out)]), "decode", Some(&out));
+
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = d.join("truncated.png");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails(
+        &srkit(&["upscale", s(&truncated), "-o", s(&out)]),
+        "truncated.png",
+        Some(&out),
+    );
+
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    for b in &mut corrupt[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    let corrupt_path = d.join("corrupt.png");
+    std::fs::write(&corrupt_path, &corrupt).unwrap();
+    assert_fails(
+        &srkit(&["upscale", s(&corrupt_path), "-o", s(&out)]),
+        "corrupt.png",
+        Some(&out),
+    );
+
+    let missing = d.join("missing.png");
+    assert_fails(&srkit(&["upscale", s(&missing), "-o", s(&out)]), "missing.png", Some(&out));
+
+    // Scales: zero, negative, NaN, absurd.
+    for bad in ["0", "-2", "NaN", "1e9", "inf"] {
+        let o = srkit(&["resize", s(&good), "-o", s(&out), "--scale", bad]);
+        assert_fails(&o, "scale", Some(&out));
+        let o = srkit(&["upscale", s(&good), "-o", s(&out), "--scale", bad]);
+        assert_fails(&o, "scale", Some(&out));
+    }
+
+    // An output above the pixel limit is refused before any work.
+    let o = srkit(&["upscale", s(&good), "-o", s(&out), "--scale", "16", "--max-pixels", "1000"]);
+    assert_fails(&o, "limit", Some(&out));
+    let o = srkit(&["resize", s(&good), "-o", s(&out), "--size", "100000x100000"]);
+    assert_fails(&o, "limit", Some(&out));
+
+    // The output is a directory.
+    assert_fails(&srkit(&["upscale", s(&good), "-o", s(d)]), "directory", None);
+
+    // Overwriting the input needs --force.
+    let before = std::fs::read(&good).unwrap();
+    assert_fails(&srkit(&["upscale", s(&good), "-o", s(&good)]), "--force", None);
+    assert_eq!(std::fs::read(&good).unwrap(), before);
+
+    // metrics: size mismatch.
+    let other = small_png(d, "other.png", 16, 15);
+    assert_fails(&srkit(&["metrics", s(&good), s(&other)]), "mismatch", None);
+
+    // No stray temporary files were left behind.
+    let mut names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["corrupt.png", "empty.png", "good.png", "notes.png", "other.png", "truncated.png"]
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for cmd in ["upscale", "resize", "degrade", "metrics", "eval"] {
+        let o = srkit(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd} --help");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Usage:") && text.len() > 300, "{cmd}: {text}");
+    }
+}
