@@ -314,13 +314,9 @@ mod tests {
             [40.966, 240.0, 109.786],
         ];
         for (i, e) in expect.iter().enumerate() {
-            for c in 0..3 {
+            for (c, &want) in e.iter().enumerate() {
                 let got = f64::from(y.get(i, 0, c)) * 255.0;
-                assert!(
-                    (got - e[c]).abs() < 1e-4,
-                    "pixel {i} c{c}: {got} vs {}",
-                    e[c]
-                );
+                assert!((got - want).abs() < 1e-4, "pixel {i} c{c}: {got} vs {want}");
             }
         }
         assert_eq!(y.depth(), BitDepth::F32);
@@ -340,9 +336,9 @@ mod tests {
         }
         assert_eq!(back.plane(3), img.plane(3));
         let inv = t_inverse();
-        for i in 0..3 {
+        for (i, row) in inv.iter().enumerate() {
             for j in 0..3 {
-                let s: f64 = (0..3).map(|k| inv[i][k] * T[k][j]).sum();
+                let s: f64 = row.iter().zip(&T).map(|(a, t)| a * t[j]).sum();
                 assert!((s - f64::from(u8::from(i == j))).abs() < 1e-12);
             }
         }

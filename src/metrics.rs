@@ -32,9 +32,15 @@
 //! variances enters SSIM), in `f64`, in tiles processed in parallel with
 //! rayon. The result does not depend on the number of threads.
 //!
+//! The paper SSIM also equals scikit-image's `structural_similarity(
+//! gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+//! data_range=255)`: its 11-tap Gaussian is cropped by 5 pixels, so it too
+//! averages exactly the 'valid' region.
+//!
 //! Note: BasicSR's NumPy `to_y_channel` converts to `float32` before taking Y;
-//! srkit (like MATLAB) stays in `f64`, which moves published PSNRs by at most
-//! ~1e-5 dB.
+//! srkit (like MATLAB) stays in `f64` throughout, so it can differ from
+//! BasicSR in the last digits (float32 rounds Y by up to ~1e-5 in 0..255
+//! units).
 
 use rayon::prelude::*;
 
@@ -109,8 +115,9 @@ const UNIFORM_TAPS: usize = 7;
 /// Output rows of the SSIM map handled by one parallel task.
 const TILE_ROWS: usize = 128;
 /// Output columns of the SSIM map handled by one parallel task; also the
-/// (compile-time) row stride of the task's buffers.
-/// A multiple of `LANES`.
+/// (compile-time) row stride of the task's buffers. A multiple of `LANES`,
+/// small enough that the vertical window (11 rows x 4 moments x 96 columns of
+/// `f64`, 33 KiB) stays near L1 cache.
 const TILE_COLS: usize = 96;
 
 /// Row-wise access to one plane to measure, in 0..255 units.
