@@ -127,5 +127,84 @@ fn srcnn_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv, srcnn_step);
+fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+    f();
+    let mut ts: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    ts[ts.len() / 2]
+}
+
+/// CPU time of the calling thread in ns (Linux `schedstat`), robust to other
+/// processes competing for the cores; `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Mean CPU time (ms) of `f` run `runs` times on the current thread (the
+/// kernel's CPU-time clock ticks coarsely, so a mean over many runs).
+fn mean_cpu_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+    f();
+    let t = thread_cpu_ns().unwrap_or(0);
+    for _ in 0..runs {
+        f();
+    }
+    (thread_cpu_ns().unwrap_or(0) - t) as f64 / 1e6 / runs as f64
+}
+
+/// Per-op breakdown of the SRCNN step's convolutions and the big conv, as
+/// single-thread CPU time (set `NN_BREAKDOWN=1`).
+fn breakdown(_c: &mut Criterion) {
+    if std::env::var_os("NN_BREAKDOWN").is_none() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let p = pool(1);
+    for (n, cin, cout, k, hw, pad) in [
+        (16, 1, 64, 9, 33, 0),
+        (16, 64, 32, 5, 25, 0),
+        (16, 32, 1, 5, 21, 0),
+        (1, 64, 64, 3, 256, 1),
+    ] {
+        let cfg = Conv2dConfig {
+            padding: pad,
+            ..Default::default()
+        };
+        let x = Tensor::uniform(&[n, cin, hw, hw], -1.0, 1.0, &mut rng);
+        let w = Tensor::uniform(&[cout, cin, k, k], -0.1, 0.1, &mut rng);
+        let y = CPU.conv2d(&x, &w, None, cfg).expect("conv");
+        let (oh, ow) = (y.shape()[2], y.shape()[3]);
+        let gflop = 2.0 * (n * cout * cin * k * k * oh * ow) as f64 / 1e9;
+        let runs = (200.0 / gflop).clamp(5.0, 400.0) as usize;
+        let (fwd, bi, bw) = p.install(|| {
+            (
+                mean_cpu_ms(|| drop(CPU.conv2d(&x, &w, None, cfg)), runs),
+                mean_cpu_ms(
+                    || drop(CPU.conv2d_backward_input(&y, &w, x.shape(), cfg)),
+                    runs,
+                ),
+                mean_cpu_ms(
+                    || drop(CPU.conv2d_backward_weight(&x, &y, w.shape(), cfg)),
+                    runs,
+                ),
+            )
+        });
+        let r = |ms: f64| gflop / ms * 1e3;
+        println!(
+            "1t cpu conv {cin}->{cout} k{k} on {n}x{hw}x{hw}: fwd {fwd:.2} ms ({:.0} GF/s), \
+             bwd-input {bi:.2} ms ({:.0}), bwd-weight {bw:.2} ms ({:.0})",
+            r(fwd),
+            r(bi),
+            r(bw)
+        );
+    }
+}
+
+criterion_group!(benches, breakdown, conv, srcnn_step);
 criterion_main!(benches);

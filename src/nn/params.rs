@@ -127,6 +127,15 @@ impl ParamStore {
 
     /// Serialises every parameter to safetensors bytes (f32, little-endian).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        self.to_safetensors_with_metadata(None)
+    }
+
+    /// Like [`ParamStore::to_safetensors`], with string metadata in the
+    /// header's `__metadata__` (model files keep their config there).
+    pub fn to_safetensors_with_metadata(
+        &self,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>> {
         let bufs: Vec<Vec<u8>> = self
             .values
             .iter()
@@ -143,7 +152,7 @@ impl ParamStore {
                     .map_err(|e| Error::Model(format!("parameter {n:?}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::tensor::serialize(views, &None)
+        safetensors::tensor::serialize(views, &metadata)
             .map_err(|e| Error::Model(format!("cannot serialise safetensors: {e}")))
     }
 }

@@ -98,23 +98,25 @@ fn grad_conv2d() {
         (2, 2, 2, 2, 5, 6, false),
         (3, 1, 0, 1, 30, 11, true),
     ] {
-        let (cin, cout) = (4, 6);
-        let mut shapes: Vec<(&str, &[usize])> = vec![];
-        let xs = [2, cin, h, w];
-        let ws = [cout, cin / gr, k, k];
-        let bs = [cout];
-        shapes.push(("x", &xs));
-        shapes.push(("w", &ws));
-        if bias {
-            shapes.push(("b", &bs));
+        for (cin, cout) in [(4, 6), (4, 2), (2, 2)] {
+            let mut shapes: Vec<(&str, &[usize])> = vec![];
+            let xs = [2, cin, h, w];
+            let ws = [cout, cin / gr, k, k];
+            let bs = [cout];
+            shapes.push(("x", &xs));
+            shapes.push(("w", &ws));
+            if bias {
+                shapes.push(("b", &bs));
+            }
+            let cfg = Conv2dConfig {
+                stride: s,
+                padding: p,
+                groups: gr,
+            };
+            let f =
+                move |g: &mut Graph<'_>, v: &[Var]| g.conv2d(v[0], v[1], v.get(2).copied(), cfg);
+            check(store_of(&shapes, 1), &f, 1e-2, 2e-3);
         }
-        let cfg = Conv2dConfig {
-            stride: s,
-            padding: p,
-            groups: gr,
-        };
-        let f = move |g: &mut Graph<'_>, v: &[Var]| g.conv2d(v[0], v[1], v.get(2).copied(), cfg);
-        check(store_of(&shapes, 1), &f, 1e-2, 2e-3);
     }
 }
 

@@ -16,9 +16,12 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Target number of output pixels per im2col band. A 3x3 conv with 64 input
-/// channels has K = 576, so a band of 224 pixels is 576 * 224 * 4 B ≈ 516 KB,
-/// the size of one Zen 3 L2. Tuned with `benches/nn.rs`.
+/// Target number of output pixels per im2col band (rounded to whole output
+/// rows). A 3x3 conv with 64 input channels has K = 576: a 256-pixel band is
+/// 576 KB, about one Zen 3 L2 (512 KB). Tuned with `NN_BREAKDOWN=1 cargo
+/// bench --bench nn` (single-thread CPU time): 128..512 are within noise on
+/// the 256x256 conv and SRCNN's layers, whole images are 1.6x slower on the
+/// 256x256 conv, and bands under ~64 pixels lose 30-50%.
 pub(crate) const BAND_PIXELS: usize = 256;
 
 /// Fully resolved geometry of one 2-D convolution (all sizes in elements).
@@ -225,8 +228,13 @@ fn im2col(x_img: &[f32], g: &ConvGeom, oy0: usize, oy1: usize, col: &mut [f32]) 
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
                     if g.sw == 1 {
+                        // A plain loop, not copy_from_slice: rows are short
+                        // (tens of floats) and a memcpy call per row costs
+                        // more than the copy.
                         let s = lo + kx - g.pw;
-                        dst[lo..hi].copy_from_slice(&xrow[s..s + hi - lo]);
+                        for (d, v) in dst[lo..hi].iter_mut().zip(&xrow[s..s + hi - lo]) {
+                            *d = *v;
+                        }
                     } else {
                         for (ox, d) in dst[lo..hi].iter_mut().enumerate() {
                             *d = xrow[(ox + lo) * g.sw + kx - g.pw];
@@ -292,6 +300,162 @@ unsafe fn col2im_raw(col: &[f32], g: &ConvGeom, oy0: usize, oy1: usize, dx_img: 
     }
 }
 
+/// Output channels per group up to which stride-1 convolutions are computed
+/// directly (shifted-row AXPYs and dots) instead of im2col + GEMM: with so
+/// few output rows the GEMM is a GEMV and im2col would dominate (SRCNN's
+/// last 5x5 32 -> 1 layer runs 4x faster this way).
+const DIRECT_MAX_COUT_G: usize = 2;
+
+impl ConvGeom {
+    fn use_direct(&self) -> bool {
+        self.cout_g() <= DIRECT_MAX_COUT_G && self.sw == 1 && self.sh == 1
+    }
+    /// Valid output columns `lo..hi` for kernel column `kx` (stride 1).
+    fn cols(&self, kx: usize) -> (usize, usize) {
+        let lo = self.pw.saturating_sub(kx).min(self.ow);
+        let hi = (self.w + self.pw).saturating_sub(kx).clamp(lo, self.ow);
+        (lo, hi)
+    }
+    /// Input row of output row `oy` for kernel row `ky`, if inside.
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let iy = (oy * self.sh + ky).checked_sub(self.ph)?;
+        (iy < self.h).then_some(iy)
+    }
+}
+
+/// `dst += a * src`, a loop the compiler vectorises.
+#[inline]
+fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += a * *s;
+    }
+}
+
+/// Dot product with 8 partial sums (vectorisable).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Direct stride-1 forward for few output channels, one image per task.
+fn direct_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
+    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    y.par_chunks_mut(g.cout * opix)
+        .zip(x.par_chunks(g.cin * plane))
+        .for_each(|(yi, xi)| {
+            for (co, yc) in yi.chunks_mut(opix).enumerate() {
+                yc.fill(bias.map_or(0.0, |b| b[co]));
+                let gi = co / cog;
+                for ci in 0..cg {
+                    let xc = &xi[(gi * cg + ci) * plane..][..plane];
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let wv = wt[((co * cg + ci) * g.kh + ky) * g.kw + kx];
+                            let (lo, hi) = g.cols(kx);
+                            for oy in 0..g.oh {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                let s = iy * g.w + lo + kx - g.pw;
+                                axpy(
+                                    &mut yc[oy * g.ow + lo..oy * g.ow + hi],
+                                    wv,
+                                    &xc[s..s + hi - lo],
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Direct stride-1 input gradient for few output channels, one image per task.
+fn direct_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    dx.par_chunks_mut(g.cin * plane)
+        .zip(dy.par_chunks(g.cout * opix))
+        .for_each(|(dxi, dyi)| {
+            dxi.fill(0.0);
+            for (co, dyc) in dyi.chunks(opix).enumerate() {
+                let gi = co / cog;
+                for ci in 0..cg {
+                    let dxc = &mut dxi[(gi * cg + ci) * plane..][..plane];
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let wv = wt[((co * cg + ci) * g.kh + ky) * g.kw + kx];
+                            let (lo, hi) = g.cols(kx);
+                            for oy in 0..g.oh {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                let s = iy * g.w + lo + kx - g.pw;
+                                axpy(
+                                    &mut dxc[s..s + hi - lo],
+                                    wv,
+                                    &dyc[oy * g.ow + lo..oy * g.ow + hi],
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Direct stride-1 weight gradient for few output channels: per-image
+/// partial sums (f32 dots of rows), reduced at the end.
+fn direct_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
+    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    let total = x
+        .par_chunks(g.cin * plane)
+        .zip(dy.par_chunks(g.cout * opix))
+        .fold(
+            || vec![0.0f32; dw.len()],
+            |mut acc, (xi, dyi)| {
+                for (co, dyc) in dyi.chunks(opix).enumerate() {
+                    let gi = co / cog;
+                    for ci in 0..cg {
+                        let xc = &xi[(gi * cg + ci) * plane..][..plane];
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let (lo, hi) = g.cols(kx);
+                                let mut sum = 0.0f32;
+                                for oy in 0..g.oh {
+                                    let Some(iy) = g.in_row(oy, ky) else { continue };
+                                    let s = iy * g.w + lo + kx - g.pw;
+                                    sum += dot(
+                                        &dyc[oy * g.ow + lo..oy * g.ow + hi],
+                                        &xc[s..s + hi - lo],
+                                    );
+                                }
+                                acc[((co * cg + ci) * g.kh + ky) * g.kw + kx] += sum;
+                            }
+                        }
+                    }
+                }
+                acc
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+            a
+        });
+    match total {
+        Some(t) => dw.copy_from_slice(&t),
+        None => dw.fill(0.0),
+    }
+}
+
 /// Convolution forward: `y = conv(x, w) + b`. `y` is fully overwritten.
 pub(crate) fn conv2d_forward(
     x: &[f32],
@@ -303,6 +467,9 @@ pub(crate) fn conv2d_forward(
     assert!(x.len() == g.x_len() && wt.len() == g.w_len() && y.len() == g.y_len());
     if let Some(b) = bias {
         assert_eq!(b.len(), g.cout);
+    }
+    if g.use_direct() {
+        return direct_forward(x, wt, bias, g, y);
     }
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let yp = SendPtr(y.as_mut_ptr());
@@ -358,6 +525,9 @@ pub(crate) fn conv2d_forward(
 /// overwritten.
 pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     assert!(dx.len() == g.x_len() && wt.len() == g.w_len() && dy.len() == g.y_len());
+    if g.use_direct() {
+        return direct_backward_input(dy, wt, g, dx);
+    }
     dx.fill(0.0);
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let dxp = SendPtr(dx.as_mut_ptr());
@@ -430,6 +600,9 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
 /// the partials are summed at the end.
 pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     assert!(x.len() == g.x_len() && dw.len() == g.w_len() && dy.len() == g.y_len());
+    if g.use_direct() {
+        return direct_backward_weight(x, dy, g, dw);
+    }
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let wl = g.w_len();
     let tasks = g.tasks(1);
@@ -531,39 +704,40 @@ mod tests {
             (2, 2, 0, 1, 8, 8),
             (3, 1, 0, 1, 40, 37),
         ] {
-            let (cin, cout) = (4, 6);
-            let oh = (h + 2 * p - k) / s + 1;
-            let ow = (w + 2 * p - k) / s + 1;
-            let g = ConvGeom {
-                n: 2,
-                cin,
-                h,
-                w,
-                cout,
-                kh: k,
-                kw: k,
-                sh: s,
-                sw: s,
-                ph: p,
-                pw: p,
-                groups,
-                oh,
-                ow,
-            };
-            let x: Vec<f32> = (0..g.x_len())
-                .map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0)
-                .collect();
-            let wt: Vec<f32> = (0..g.w_len())
-                .map(|i| ((i * 104729 % 37) as f32) / 18.0 - 1.0)
-                .collect();
-            let mut y = vec![0.0; g.y_len()];
-            conv2d_forward(&x, &wt, None, &g, &mut y);
-            let r = naive_conv(&x, &wt, &g);
-            for (a, b) in y.iter().zip(&r) {
-                assert!(
-                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
-                    "{a} vs {b} for {g:?}"
-                );
+            for &(cin, cout) in &[(4, 6), (4, 2), (2, 2)] {
+                let oh = (h + 2 * p - k) / s + 1;
+                let ow = (w + 2 * p - k) / s + 1;
+                let g = ConvGeom {
+                    n: 2,
+                    cin,
+                    h,
+                    w,
+                    cout,
+                    kh: k,
+                    kw: k,
+                    sh: s,
+                    sw: s,
+                    ph: p,
+                    pw: p,
+                    groups,
+                    oh,
+                    ow,
+                };
+                let x: Vec<f32> = (0..g.x_len())
+                    .map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0)
+                    .collect();
+                let wt: Vec<f32> = (0..g.w_len())
+                    .map(|i| ((i * 104729 % 37) as f32) / 18.0 - 1.0)
+                    .collect();
+                let mut y = vec![0.0; g.y_len()];
+                conv2d_forward(&x, &wt, None, &g, &mut y);
+                let r = naive_conv(&x, &wt, &g);
+                for (a, b) in y.iter().zip(&r) {
+                    assert!(
+                        (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                        "{a} vs {b} for {g:?}"
+                    );
+                }
             }
         }
     }
