@@ -15,6 +15,9 @@
 //! | LR generation (modcrop, BI / BD / DN) | [`degrade`] |
 //! | PSNR / SSIM (paper and scikit-image conventions) | [`metrics`] |
 //! | the interface every SR method implements | [`upscale`] |
+//! | neural-network core (tensors, autodiff, Adam) | [`nn`] |
+//! | model architectures and model files | [`models`] |
+//! | whole-image and tiled model inference | [`infer`] |
 //! | dataset evaluation and paper-style tables | [`eval`] |
 //!
 //! The errors of every module are one type, [`Error`].
@@ -25,8 +28,10 @@ pub mod degrade;
 pub mod error;
 pub mod eval;
 pub mod image;
+pub mod infer;
 pub mod io;
 pub mod metrics;
+pub mod models;
 pub mod nn;
 pub mod resample;
 pub mod upscale;

@@ -1,0 +1,276 @@
+//! SR model architectures and the model file format.
+//!
+//! One file per architecture ([`srcnn`]), each with its config struct and a
+//! doc comment citing the paper. [`Network`] is the closed set of
+//! architectures srkit can build; [`Model`] is a network with its weights
+//! and the metadata a model file carries.
+//!
+//! # Model files
+//!
+//! A model file is a safetensors file: every parameter as an `f32` tensor
+//! under its PyTorch `state_dict` name, and in the header's `__metadata__`
+//! one key, `srkit`, holding [`ModelMeta`] as JSON (architecture, config,
+//! scales, colour space, value range, training record). Loading checks the
+//! architecture name, builds the network from the config, and requires every
+//! tensor's name and shape to match it.
+
+pub mod srcnn;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::{Backend, Graph, ParamStore, Tensor, Var};
+
+pub use srcnn::{Srcnn, SrcnnConfig};
+
+/// Architectures srkit knows, by file name.
+pub const ARCHITECTURES: &[&str] = &["srcnn"];
+
+/// The metadata key under which a model file stores [`ModelMeta`].
+pub const METADATA_KEY: &str = "srkit";
+
+/// A built network of one of the known architectures.
+#[derive(Debug, Clone, Copy)]
+pub enum Network {
+    /// [`Srcnn`].
+    Srcnn(Srcnn),
+}
+
+impl Network {
+    /// Builds `arch` from its JSON config, registering fresh parameters in
+    /// `store`. An unknown architecture or a config that does not parse is
+    /// an error.
+    pub fn build(
+        arch: &str,
+        config: &serde_json::Value,
+        store: &mut ParamStore,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Network> {
+        match arch {
+            "srcnn" => {
+                let cfg: SrcnnConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| Error::Model(format!("bad srcnn config {config}: {e}")))?;
+                Ok(Network::Srcnn(Srcnn::new(store, cfg, rng)?))
+            }
+            other => Err(Error::Model(format!(
+                "unknown architecture {other:?} (known: {})",
+                ARCHITECTURES.join(", ")
+            ))),
+        }
+    }
+
+    /// The architecture's name as stored in model files.
+    pub fn arch(&self) -> &'static str {
+        match self {
+            Network::Srcnn(_) => "srcnn",
+        }
+    }
+
+    /// The config as JSON, as stored in model files.
+    pub fn config_json(&self) -> serde_json::Value {
+        match self {
+            Network::Srcnn(n) => serde_json::to_value(n.config).unwrap_or_default(),
+        }
+    }
+
+    /// Input pixels lost on each side by the network's valid convolutions;
+    /// whole-image inference pads the input by this much.
+    pub fn receptive_radius(&self) -> usize {
+        match self {
+            Network::Srcnn(n) => n.config.receptive_radius(),
+        }
+    }
+
+    /// Taped forward pass on `[N, 1, H, W]`.
+    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
+        match self {
+            Network::Srcnn(n) => n.forward(g, store, x),
+        }
+    }
+
+    /// Tape-free forward pass on `[N, 1, H, W]`.
+    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Network::Srcnn(n) => n.infer(be, store, x),
+        }
+    }
+}
+
+/// How a model was trained, as recorded in its file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// Training data folders.
+    pub data: Vec<String>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Patches per step.
+    pub batch_size: usize,
+    /// Wall time of training, seconds (summed over resumed runs).
+    pub wall_seconds: f64,
+    /// Validation dataset name.
+    pub val_dataset: String,
+    /// Validation PSNR (paper convention) of these weights, dB.
+    pub val_psnr: f64,
+    /// Validation SSIM of these weights.
+    pub val_ssim: f64,
+}
+
+/// Everything a model file says besides its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Architecture name ([`ARCHITECTURES`]).
+    pub arch: String,
+    /// Architecture config (e.g. [`SrcnnConfig`] as JSON).
+    pub config: serde_json::Value,
+    /// Upscaling factors the weights were trained for.
+    pub scales: Vec<usize>,
+    /// Colour space the network works in: `"y"` (BT.601 luma) for now.
+    pub color: String,
+    /// Range of the network's input and output samples.
+    pub value_range: [f32; 2],
+    /// How the weights were made.
+    #[serde(default)]
+    pub training: TrainingRecord,
+}
+
+/// A network, its weights and its metadata.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The metadata stored with the weights.
+    pub meta: ModelMeta,
+    /// The built architecture.
+    pub network: Network,
+    /// The weights.
+    pub params: ParamStore,
+}
+
+impl Model {
+    /// A freshly initialised model (weights from `seed`).
+    pub fn new(arch: &str, config: serde_json::Value, scales: Vec<usize>, seed: u64) -> Result<Model> {
+        if scales.is_empty() || scales.contains(&0) {
+            return Err(Error::invalid("scale", format!("{scales:?}")));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut params = ParamStore::new();
+        let network = Network::build(arch, &config, &mut params, &mut rng)?;
+        Ok(Model {
+            meta: ModelMeta {
+                arch: network.arch().to_string(),
+                config: network.config_json(),
+                scales,
+                color: "y".into(),
+                value_range: [0.0, 1.0],
+                training: TrainingRecord::default(),
+            },
+            network,
+            params,
+        })
+    }
+
+    /// Parses a model file's bytes; `name` is used in messages.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Model> {
+        let bad = |why: String| Error::Model(format!("{name}: {why}"));
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a valid safetensors model file ({e})")))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .ok_or_else(|| bad(format!("no '{METADATA_KEY}' metadata: not an srkit model")))?;
+        let meta: ModelMeta =
+            serde_json::from_str(json).map_err(|e| bad(format!("bad metadata: {e}")))?;
+        if meta.color != "y" {
+            return Err(bad(format!("unsupported colour space {:?}", meta.color)));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let network =
+            Network::build(&meta.arch, &meta.config, &mut params, &mut rng).map_err(|e| bad(e.to_string()))?;
+        params
+            .load_safetensors(bytes)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Model {
+            meta,
+            network,
+            params,
+        })
+    }
+
+    /// Reads a model file.
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Model::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Serialises weights and metadata to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_string(&self.meta)
+            .map_err(|e| Error::Model(format!("cannot serialise metadata: {e}")))?;
+        let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+        self.params.to_safetensors_with_metadata(Some(metadata))
+    }
+
+    /// Writes the model file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        crate::io::write_atomic(path, |w| w.write_all(&bytes))
+    }
+
+    /// Whether the weights were trained for `scale`.
+    pub fn supports_scale(&self, scale: usize) -> bool {
+        self.meta.scales.contains(&scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn srcnn() -> Model {
+        Model::new("srcnn", serde_json::to_value(SrcnnConfig::default()).unwrap(), vec![3], 7)
+            .unwrap()
+    }
+
+    #[test]
+    fn save_load_round_trip_is_exact() {
+        let m = srcnn();
+        let back = Model::from_bytes(&m.to_bytes().unwrap(), "m").unwrap();
+        assert_eq!(back.meta, m.meta);
+        for id in m.params.ids() {
+            assert_eq!(m.params.get(id), back.params.get(id), "{}", m.params.name(id));
+        }
+    }
+
+    #[test]
+    fn bad_model_files_are_refused_with_their_reason() {
+        let m = srcnn();
+        let bytes = m.to_bytes().unwrap();
+        let err = |b: &[u8]| Model::from_bytes(b, "f").unwrap_err().to_string();
+
+        assert!(err(&bytes[..bytes.len() - 10]).contains("not a valid safetensors"));
+        assert!(err(b"").contains("not a valid safetensors"));
+        assert!(err(b"garbage that is not a model").contains("not a valid safetensors"));
+
+        let mut unknown = m.clone();
+        unknown.meta.arch = "vdsr9000".into();
+        assert!(err(&unknown.to_bytes().unwrap()).contains("unknown architecture"));
+
+        // Config says n1 = 32 but the tensors are n1 = 64: shape mismatch.
+        let mut wrong = m.clone();
+        wrong.meta.config = serde_json::to_value(SrcnnConfig {
+            n1: 32,
+            ..SrcnnConfig::default()
+        })
+        .unwrap();
+        let e = err(&wrong.to_bytes().unwrap());
+        assert!(e.contains("conv1.weight") && e.contains("shape"), "{e}");
+
+        let plain = m.params.to_safetensors().unwrap();
+        assert!(err(&plain).contains("not an srkit model"));
+        assert!(!m.supports_scale(2) && m.supports_scale(3));
+    }
+}
