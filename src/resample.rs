@@ -418,6 +418,9 @@ fn border_index(i: isize, n: usize, border: Border) -> usize {
 /// loop).
 pub const STRIP: usize = 8;
 
+/// Columns per register block in the vertical pass.
+const XBLOCK: usize = 16;
+
 /// Samples per parallel task in element-wise conversions.
 const CHUNK: usize = 1 << 14;
 
@@ -441,18 +444,36 @@ fn pass_vertical<T, F>(
     out.par_chunks_mut(w * ROWS_PER_TASK)
         .enumerate()
         .for_each_init(
-            || vec![0.0f64; w],
-            |acc, (blk, oblk)| {
+            || (vec![0.0f64; w], vec![0usize; taps]),
+            |(acc, offs), (blk, oblk)| {
                 for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
                     let y = blk * ROWS_PER_TASK + r;
                     let ws = &tab.weights[y * taps..(y + 1) * taps];
-                    acc.fill(0.0);
-                    for (j, &wt) in ws.iter().enumerate() {
-                        let iy = border_index(tab.left[y] + j as isize, tab.in_len, border);
-                        let irow = &src[iy * w..(iy + 1) * w];
-                        for (a, &i) in acc.iter_mut().zip(irow) {
-                            *a += wt * i;
+                    for (j, off) in offs.iter_mut().enumerate() {
+                        *off = border_index(tab.left[y] + j as isize, tab.in_len, border) * w;
+                    }
+                    // Blocks of XBLOCK columns keep their sums in registers
+                    // across the taps; each sample still adds its taps in
+                    // order.
+                    let full = w - w % XBLOCK;
+                    for x0 in (0..full).step_by(XBLOCK) {
+                        let mut sums = [0.0f64; XBLOCK];
+                        for (&wt, &off) in ws.iter().zip(offs.iter()) {
+                            let row: &[f64; XBLOCK] = src[off + x0..off + x0 + XBLOCK]
+                                .try_into()
+                                .expect("block of XBLOCK");
+                            for i in 0..XBLOCK {
+                                sums[i] += wt * row[i];
+                            }
                         }
+                        acc[x0..x0 + XBLOCK].copy_from_slice(&sums);
+                    }
+                    for (x, a) in acc.iter_mut().enumerate().skip(full) {
+                        let mut sum = 0.0;
+                        for (&wt, &off) in ws.iter().zip(offs.iter()) {
+                            sum += wt * src[off + x];
+                        }
+                        *a = sum;
                     }
                     store(acc, orow);
                 }
