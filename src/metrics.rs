@@ -620,6 +620,42 @@ mod tests {
     }
 
     #[test]
+    fn alpha_is_ignored_and_16_bit_is_unrounded() {
+        let (w, h) = (16, 16);
+        let rgba = |depth, alpha: f32, shift: f32| {
+            let mut d: Vec<f32> = (0..3 * w * h)
+                .map(|i| ((i * 37) % 256) as f32 / 255.0)
+                .collect();
+            d[0] += shift;
+            d.extend(std::iter::repeat(alpha).take(w * h));
+            Image::from_planar(w, h, 4, depth, d).unwrap()
+        };
+        let a = rgba(BitDepth::U8, 1.0, 0.0);
+        let b = rgba(BitDepth::U8, 0.0, 0.0);
+        for channels in [Channels::Y, Channels::Rgb] {
+            let opts = MetricOptions {
+                channels,
+                ..Default::default()
+            };
+            assert_eq!(psnr(&a, &b, &opts).unwrap(), f64::INFINITY);
+        }
+        // A shift of 0.2/255 vanishes when rounded to 8 bits, not at 16 bits.
+        let opts = MetricOptions {
+            channels: Channels::Rgb,
+            ..Default::default()
+        };
+        let shifted = rgba(BitDepth::U8, 1.0, 0.2 / 255.0);
+        assert_eq!(psnr(&a, &shifted, &opts).unwrap(), f64::INFINITY);
+        let (a16, s16) = (
+            rgba(BitDepth::U16, 1.0, 0.0),
+            rgba(BitDepth::U16, 1.0, 0.2 / 255.0),
+        );
+        let mse = 0.2f64 * 0.2 / (3 * w * h) as f64;
+        let want = 10.0 * (255.0 * 255.0 / mse).log10();
+        assert!((psnr(&a16, &s16, &opts).unwrap() - want).abs() < 1e-4);
+    }
+
+    #[test]
     fn thread_count_does_not_change_result() {
         let (w, h) = (700, 300);
         let x = pattern(w, h, 3);
