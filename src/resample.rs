@@ -616,10 +616,14 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
             dst.copy_from_slice(src);
         }
     };
+    // `(k * (1 / m)) as f32 == (k / m) as f32` for every integer `k` in
+    // `0..=m` of both integer depths (checked by a unit test), so the
+    // multiplication gives the canonical `k / m` samples without a division.
+    let inv_m = 1.0 / m;
     let finish = |src: &[f64], dst: &mut [f32]| {
         if unit.is_some() {
             for (d, &v) in dst.iter_mut().zip(src) {
-                *d = (round_saturate(v, m) / m) as f32;
+                *d = (round_saturate(v, m) * inv_m) as f32;
             }
         } else {
             for (d, &v) in dst.iter_mut().zip(src) {
@@ -740,6 +744,19 @@ mod tests {
             x ^= x << 17;
             let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 300.0 - 20.0;
             assert_eq!(round_saturate(v, 255.0), v.round().clamp(0.0, 255.0), "{v}");
+        }
+    }
+
+    #[test]
+    fn reciprocal_gives_canonical_samples() {
+        for depth in [BitDepth::U8, BitDepth::U16] {
+            let m = depth.max_value().unwrap();
+            let inv = 1.0 / m;
+            for k in 0..=m as u32 {
+                let k = f64::from(k);
+                assert_eq!((k * inv) as f32, (k / m) as f32, "{k} / {m}");
+                assert_eq!((k * inv) as f32, depth.quantize(k / m) as f32);
+            }
         }
     }
 
