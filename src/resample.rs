@@ -42,11 +42,15 @@
 //!
 //! # Performance
 //!
-//! Weight tables are built once per axis. The vertical pass accumulates whole
-//! weighted input rows into an output row (vectorises over `x`); the
-//! horizontal pass gathers strips of [`STRIP`] rows, interleaved, so that
-//! the tap loop vectorises over rows. Both passes are parallel over rows with
-//! rayon (they run in the caller's rayon pool).
+//! Weight tables are built once per axis. The vertical pass accumulates
+//! weighted input rows into an output row in register-held blocks of
+//! columns (vectorises over `x`); the horizontal pass gathers strips of
+//! [`STRIP`] rows, interleaved, so that the tap loop vectorises over rows.
+//! Rounding and the conversion to the output type are fused into each pass's
+//! stores and written branch-free so they vectorise too. Both passes are
+//! parallel over rows with rayon (they run in the caller's rayon pool).
+//! Every output sample still adds its taps in ascending order in `f64`, so
+//! the optimisations do not change a single bit of the result.
 
 use std::str::FromStr;
 
