@@ -127,19 +127,6 @@ fn srcnn_step(c: &mut Criterion) {
     group.finish();
 }
 
-fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
-    f();
-    let mut ts: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    ts.sort_by(f64::total_cmp);
-    ts[ts.len() / 2]
-}
-
 /// CPU time of the calling thread in ns (Linux `schedstat`), robust to other
 /// processes competing for the cores; `None` elsewhere.
 fn thread_cpu_ns() -> Option<u64> {

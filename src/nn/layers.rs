@@ -30,6 +30,7 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// Registers a `c_in -> c_out`, `k x k` convolution under `prefix`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: &mut ParamStore,
         prefix: &str,

@@ -126,6 +126,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A strided read-only matrix view: element `(i, j)` is at `ptr + i*rs + j*cs`.
 #[derive(Clone, Copy)]
 struct Mat {
@@ -142,6 +149,7 @@ struct Mat {
 /// dimensions must lie inside one live allocation, `dst` must be valid for
 /// writes there, and no other thread may access those `dst` elements during
 /// the call; `lhs`/`rhs` must not alias `dst`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_raw(
     m: usize,
     n: usize,
@@ -475,7 +483,6 @@ pub(crate) fn conv2d_forward(
     let yp = SendPtr(y.as_mut_ptr());
     let tasks = g.tasks(1);
     tasks.par_iter().for_each(|&(n, oy0, oy1)| {
-        let yp = yp;
         let bp = (oy1 - oy0) * g.ow;
         let scratch_len = if g.is_pointwise() { 0 } else { k * bp };
         with_scratch(scratch_len, |col| {
@@ -506,7 +513,7 @@ pub(crate) fn conv2d_forward(
                 // and disjoint between tasks (distinct (n, band) pairs).
                 // lhs/rhs index inside `wt` and `x`/`col` by construction.
                 unsafe {
-                    let dst = yp.0.add(off);
+                    let dst = yp.get().add(off);
                     gemm_raw(cog, bp, k, dst, opix as isize, 1, false, lhs, rhs);
                     if let Some(b) = bias {
                         for co in 0..cog {
@@ -550,7 +557,6 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
             .copied()
             .collect();
         mine.par_iter().for_each(|&(n, oy0, oy1)| {
-            let dxp = dxp;
             let bp = (oy1 - oy0) * g.ow;
             let scratch_len = if g.is_pointwise() { 0 } else { k * bp };
             with_scratch(scratch_len, |col| {
@@ -572,7 +578,7 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
                     // lie inside `dx`, `wt`, `dy`, `col` by the length checks.
                     unsafe {
                         if g.is_pointwise() {
-                            let dst = dxp.0.add(img_off + oy0 * g.ow);
+                            let dst = dxp.get().add(img_off + oy0 * g.ow);
                             gemm_raw(k, bp, cog, dst, (g.h * g.w) as isize, 1, false, lhs, rhs);
                         } else {
                             gemm_raw(
@@ -586,7 +592,7 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
                                 lhs,
                                 rhs,
                             );
-                            col2im_raw(col, g, oy0, oy1, dxp.0.add(img_off));
+                            col2im_raw(col, g, oy0, oy1, dxp.get().add(img_off));
                         }
                     }
                 }
