@@ -9,18 +9,19 @@
 //!
 //! Run with `cargo bench --bench ssim`.
 //!
-//! Results (2-vCPU AMD EPYC VM shared with other builds, load average 3-5, so
-//! wall times swing by +-50%; default x86-64 target, i.e. SSE2, no FMA):
+//! Results (2-vCPU AMD EPYC VM shared with other engineers' builds, load
+//! average 4-7 on 2 cores, so wall times swing by +-50%; default x86-64
+//! target, i.e. SSE2, no FMA). Same minute, same load:
 //!
-//! | run (same minute, same load) | time per 2048x2048 SSIM |
+//! | run | time per 2048x2048 SSIM |
 //! |---|---|
-//! | scikit-image 0.26 Gaussian, median of 5 | 690-1220 ms (best run 658 ms) |
-//! | srkit paper, 1 thread (criterion / fixed loop) | 106-197 ms |
-//! | srkit paper, 2 threads | 81-196 ms (no scaling while both cores are busy) |
-//! | srkit paper, 1 thread, `-C target-cpu=native` (AVX2+FMA) | 76 ms vs 112 ms baseline |
+//! | scikit-image 0.26 Gaussian (`scripts/bench_ssim.py`, median of 5) | 1147 ms (runs 966-1975) |
+//! | srkit paper, 1 thread (criterion) | 149 ms (best fixed-loop run 91 ms) |
+//! | srkit paper, 2 threads (criterion) | 129 ms (no scaling while both cores are busy) |
+//! | srkit paper, 1 thread, `-C target-cpu=native` (AVX2+FMA), earlier kernel | 76 ms vs 112 ms |
 //!
-//! i.e. about 6x (1 thread) to 8.5x (2 threads) faster than scikit-image
-//! under equal load.
+//! i.e. about 7.7x (1 thread) and 8.9x (2 threads) faster than scikit-image
+//! under equal load; skimage's best run on a quieter machine was 658 ms.
 
 use criterion::{criterion_group, Criterion};
 use srkit::metrics::{ssim, Convention, MetricOptions};
