@@ -193,5 +193,44 @@ fn breakdown(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, breakdown, conv, srcnn_step);
+/// Single-thread CPU time of the SRCNN step and the big conv, comparable
+/// under load with `scripts/bench_torch.py`'s `thread_time` figures (set
+/// `NN_BREAKDOWN=1`).
+fn cpu_time_totals(_c: &mut Criterion) {
+    if std::env::var_os("NN_BREAKDOWN").is_none() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut store = ParamStore::new();
+    let m = srcnn(&mut store, &mut rng);
+    let mut adam = Adam::new(&store, AdamConfig::default());
+    let x = Tensor::uniform(&[16, 1, 33, 33], 0.0, 1.0, &mut rng);
+    let t = Tensor::uniform(&[16, 1, 17, 17], 0.0, 1.0, &mut rng);
+    let xc = Tensor::uniform(&[1, 64, 256, 256], -1.0, 1.0, &mut rng);
+    let w = Tensor::uniform(&[64, 64, 3, 3], -0.05, 0.05, &mut rng);
+    let b = Tensor::uniform(&[64], -0.05, 0.05, &mut rng);
+    let cfg = Conv2dConfig {
+        padding: 1,
+        ..Default::default()
+    };
+    let (step, conv) = pool(1).install(|| {
+        (
+            mean_cpu_ms(
+                || drop(train_step(&m, &mut store, &mut adam, &x, &t).expect("step")),
+                100,
+            ),
+            mean_cpu_ms(
+                || drop(CPU.conv2d(&xc, &w, Some(&b), cfg).expect("conv")),
+                30,
+            ),
+        )
+    });
+    let flop = 2.0 * 64.0 * 64.0 * 9.0 * 256.0 * 256.0;
+    println!(
+        "1t cpu-time: srcnn step {step:.2} ms; conv3x3 {conv:.1} ms = {:.1} GFLOP/s",
+        flop / conv / 1e6
+    );
+}
+
+criterion_group!(benches, cpu_time_totals, breakdown, conv, srcnn_step);
 criterion_main!(benches);
