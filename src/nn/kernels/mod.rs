@@ -424,44 +424,63 @@ fn direct_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
 /// partial sums (f32 dots of rows), reduced at the end.
 fn direct_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
-    let total = x
-        .par_chunks(g.cin * plane)
-        .zip(dy.par_chunks(g.cout * opix))
-        .fold(
-            || vec![0.0f32; dw.len()],
-            |mut acc, (xi, dyi)| {
-                for (co, dyc) in dyi.chunks(opix).enumerate() {
-                    let gi = co / cog;
-                    for ci in 0..cg {
-                        let xc = &xi[(gi * cg + ci) * plane..][..plane];
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let (lo, hi) = g.cols(kx);
-                                let mut sum = 0.0f32;
-                                for oy in 0..g.oh {
-                                    let Some(iy) = g.in_row(oy, ky) else { continue };
-                                    let s = iy * g.w + lo + kx - g.pw;
-                                    sum += dot(
-                                        &dyc[oy * g.ow + lo..oy * g.ow + hi],
-                                        &xc[s..s + hi - lo],
-                                    );
-                                }
-                                acc[((co * cg + ci) * g.kh + ky) * g.kw + kx] += sum;
+    let images: Vec<usize> = (0..g.n).collect();
+    let total = deterministic_sum(&images, dw.len(), |acc, &n| {
+        let xi = &x[n * g.cin * plane..][..g.cin * plane];
+        let dyi = &dy[n * g.cout * opix..][..g.cout * opix];
+        {
+            for (co, dyc) in dyi.chunks(opix).enumerate() {
+                let gi = co / cog;
+                for ci in 0..cg {
+                    let xc = &xi[(gi * cg + ci) * plane..][..plane];
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let (lo, hi) = g.cols(kx);
+                            let mut sum = 0.0f32;
+                            for oy in 0..g.oh {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                let s = iy * g.w + lo + kx - g.pw;
+                                sum +=
+                                    dot(&dyc[oy * g.ow + lo..oy * g.ow + hi], &xc[s..s + hi - lo]);
                             }
+                            acc[((co * cg + ci) * g.kh + ky) * g.kw + kx] += sum;
                         }
                     }
                 }
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
-            a
-        });
-    match total {
-        Some(t) => dw.copy_from_slice(&t),
-        None => dw.fill(0.0),
+            }
+        }
+    });
+    dw.copy_from_slice(&total);
+}
+
+/// Sums per-item partial results in an order fixed by the problem's shape
+/// (never by rayon's work stealing), so training is bit-reproducible: the
+/// same seed gives the same weights, and a resumed run equals an
+/// uninterrupted one. Items are split into at most `PARTS` contiguous
+/// chunks, each accumulated sequentially, and the chunk sums are added in
+/// index order.
+fn deterministic_sum<T: Sync>(
+    items: &[T],
+    len: usize,
+    f: impl Fn(&mut [f32], &T) + Sync,
+) -> Vec<f32> {
+    const PARTS: usize = 8;
+    let chunk = items.len().div_ceil(PARTS).max(1);
+    let partials: Vec<Vec<f32>> = items
+        .par_chunks(chunk)
+        .map(|c| {
+            let mut acc = vec![0.0f32; len];
+            for it in c {
+                f(&mut acc, it);
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f32; len];
+    for p in &partials {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += *v);
     }
+    total
 }
 
 /// Convolution forward: `y = conv(x, w) + b`. `y` is fully overwritten.
@@ -612,54 +631,43 @@ pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &m
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let wl = g.w_len();
     let tasks = g.tasks(1);
-    let total = tasks
-        .par_iter()
-        .fold(
-            || vec![0.0f32; wl],
-            |mut acc, &(n, oy0, oy1)| {
-                let bp = (oy1 - oy0) * g.ow;
-                let scratch_len = if g.is_pointwise() { 0 } else { k * bp };
-                with_scratch(scratch_len, |col| {
-                    for gi in 0..g.groups {
-                        let x_img = &x[(n * g.cin + gi * cg) * g.h * g.w..][..cg * g.h * g.w];
-                        // rhs = col^T (bp x k)
-                        let rhs = if g.is_pointwise() {
-                            Mat {
-                                ptr: x_img[oy0 * g.ow..].as_ptr(),
-                                rs: 1,
-                                cs: (g.h * g.w) as isize,
-                            }
-                        } else {
-                            im2col(x_img, g, oy0, oy1, col);
-                            Mat {
-                                ptr: col.as_ptr(),
-                                rs: 1,
-                                cs: bp as isize,
-                            }
-                        };
-                        let lhs = Mat {
-                            ptr: dy[(n * g.cout + gi * cog) * opix + oy0 * g.ow..].as_ptr(),
-                            rs: opix as isize,
-                            cs: 1,
-                        };
-                        let dst = acc[gi * cog * k..][..cog * k].as_mut_ptr();
-                        // SAFETY: dst is this fold's private accumulator slice
-                        // (cog x k, row stride k); lhs/rhs stay inside `dy`
-                        // and `x`/`col` by the length checks.
-                        unsafe { gemm_raw(cog, k, bp, dst, k as isize, 1, true, lhs, rhs) }
-                    }
-                });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
-            a
-        });
-    match total {
-        Some(t) => dw.copy_from_slice(&t),
-        None => dw.fill(0.0),
-    }
+    let total = deterministic_sum(&tasks, wl, |acc, &(n, oy0, oy1)| {
+        {
+            let bp = (oy1 - oy0) * g.ow;
+            let scratch_len = if g.is_pointwise() { 0 } else { k * bp };
+            with_scratch(scratch_len, |col| {
+                for gi in 0..g.groups {
+                    let x_img = &x[(n * g.cin + gi * cg) * g.h * g.w..][..cg * g.h * g.w];
+                    // rhs = col^T (bp x k)
+                    let rhs = if g.is_pointwise() {
+                        Mat {
+                            ptr: x_img[oy0 * g.ow..].as_ptr(),
+                            rs: 1,
+                            cs: (g.h * g.w) as isize,
+                        }
+                    } else {
+                        im2col(x_img, g, oy0, oy1, col);
+                        Mat {
+                            ptr: col.as_ptr(),
+                            rs: 1,
+                            cs: bp as isize,
+                        }
+                    };
+                    let lhs = Mat {
+                        ptr: dy[(n * g.cout + gi * cog) * opix + oy0 * g.ow..].as_ptr(),
+                        rs: opix as isize,
+                        cs: 1,
+                    };
+                    let dst = acc[gi * cog * k..][..cog * k].as_mut_ptr();
+                    // SAFETY: dst is this fold's private accumulator slice
+                    // (cog x k, row stride k); lhs/rhs stay inside `dy`
+                    // and `x`/`col` by the length checks.
+                    unsafe { gemm_raw(cog, k, bp, dst, k as isize, 1, true, lhs, rhs) }
+                }
+            });
+        }
+    });
+    dw.copy_from_slice(&total);
 }
 
 #[cfg(test)]
