@@ -53,7 +53,11 @@ impl Dataset {
         if images.is_empty() {
             return Err(Error::invalid(
                 "dataset",
-                format!("{} holds no image ({})", dir.display(), IMAGE_EXTENSIONS.join(", ")),
+                format!(
+                    "{} holds no image ({})",
+                    dir.display(),
+                    IMAGE_EXTENSIONS.join(", ")
+                ),
             ));
         }
         images.sort();

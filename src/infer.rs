@@ -131,7 +131,9 @@ impl Upscaler for ModelUpscaler {
         let depth = lr.depth();
         let bicubic = Interpolation::bicubic().upscale(lr, scale)?;
         let (w, h) = (bicubic.width(), bicubic.height());
-        let alpha = bicubic.has_alpha().then(|| bicubic.plane(bicubic.channels() - 1).to_vec());
+        let alpha = bicubic
+            .has_alpha()
+            .then(|| bicubic.plane(bicubic.channels() - 1).to_vec());
         let mut out = if bicubic.color_channels() == 1 {
             let y = self.enhance_luma(bicubic.plane(0), w, h)?;
             Image::from_planes(w, h, BitDepth::F32, &[&y])?
@@ -157,8 +159,13 @@ mod tests {
     use crate::models::SrcnnConfig;
 
     fn model() -> Model {
-        Model::new("srcnn", serde_json::to_value(SrcnnConfig::default()).unwrap(), vec![2], 3)
-            .unwrap()
+        Model::new(
+            "srcnn",
+            serde_json::to_value(SrcnnConfig::default()).unwrap(),
+            vec![2],
+            3,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | model architectures and model files | [`models`] |
 //! | whole-image and tiled model inference | [`infer`] |
 //! | dataset evaluation and paper-style tables | [`eval`] |
+//! | training: patches, loop, checkpoints | [`train`] |
 //!
 //! The errors of every module are one type, [`Error`].
 #![deny(missing_docs)]
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod resample;
+pub mod train;
 pub mod upscale;
 
 pub use error::{Error, Result};

@@ -39,7 +39,11 @@ fn assert_fails(out: &Output, needle: &str, written: Option<&Path>) {
 
 fn small_png(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x + y) % 256) as u8])
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 13 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
     });
     let p = dir.join(name);
     img.save(&p).unwrap();
@@ -101,7 +105,10 @@ fn upscale_resize_and_metrics_work_end_to_end() {
     let o = srkit(&["metrics", s(&input), s(&input), "--json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v["psnr"].is_null(), "identical images: PSNR is +inf -> null");
+    assert!(
+        v["psnr"].is_null(),
+        "identical images: PSNR is +inf -> null"
+    );
     assert!((v["ssim"].as_f64().unwrap() - 1.0).abs() < 1e-12);
 }
 
@@ -144,11 +151,19 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
 
     let empty = d.join("empty.png");
     std::fs::write(&empty, b"").unwrap();
-    assert_fails(&srkit(&["upscale", s(&empty), "-o", s(&out)]), "empty.png", Some(&out));
+    assert_fails(
+        &srkit(&["upscale", s(&empty), "-o", s(&out)]),
+        "empty.png",
+        Some(&out),
+    );
 
     let text = d.join("notes.png");
     std::fs::write(&text, b"this is not an image\n").unwrap();
-    assert_fails(&srkit(&["upscale", s(&text), "-o", s(&out)]), "decode", Some(&out));
+    assert_fails(
+        &srkit(&["upscale", s(&text), "-o", s(&out)]),
+        "decode",
+        Some(&out),
+    );
 
     let bytes = std::fs::read(&good).unwrap();
     let truncated = d.join("truncated.png");
@@ -173,7 +188,11 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     );
 
     let missing = d.join("missing.png");
-    assert_fails(&srkit(&["upscale", s(&missing), "-o", s(&out)]), "missing.png", Some(&out));
+    assert_fails(
+        &srkit(&["upscale", s(&missing), "-o", s(&out)]),
+        "missing.png",
+        Some(&out),
+    );
 
     // Scales: zero, negative, NaN, absurd.
     for bad in ["0", "-2", "NaN", "1e9", "inf"] {
@@ -184,17 +203,34 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     }
 
     // An output above the pixel limit is refused before any work.
-    let o = srkit(&["upscale", s(&good), "-o", s(&out), "--scale", "16", "--max-pixels", "1000"]);
+    let o = srkit(&[
+        "upscale",
+        s(&good),
+        "-o",
+        s(&out),
+        "--scale",
+        "16",
+        "--max-pixels",
+        "1000",
+    ]);
     assert_fails(&o, "limit", Some(&out));
     let o = srkit(&["resize", s(&good), "-o", s(&out), "--size", "100000x100000"]);
     assert_fails(&o, "limit", Some(&out));
 
     // The output is a directory.
-    assert_fails(&srkit(&["upscale", s(&good), "-o", s(d)]), "directory", None);
+    assert_fails(
+        &srkit(&["upscale", s(&good), "-o", s(d)]),
+        "directory",
+        None,
+    );
 
     // Overwriting the input needs --force.
     let before = std::fs::read(&good).unwrap();
-    assert_fails(&srkit(&["upscale", s(&good), "-o", s(&good)]), "--force", None);
+    assert_fails(
+        &srkit(&["upscale", s(&good), "-o", s(&good)]),
+        "--force",
+        None,
+    );
     assert_eq!(std::fs::read(&good).unwrap(), before);
 
     // metrics: size mismatch.
@@ -209,7 +245,14 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     names.sort();
     assert_eq!(
         names,
-        ["corrupt.png", "empty.png", "good.png", "notes.png", "other.png", "truncated.png"]
+        [
+            "corrupt.png",
+            "empty.png",
+            "good.png",
+            "notes.png",
+            "other.png",
+            "truncated.png"
+        ]
     );
 }
 

@@ -8,7 +8,10 @@ use srkit::degrade::Degradation;
 use srkit::eval::{self, Dataset, EvalOptions, EvalReport};
 use srkit::metrics::{Convention, MetricOptions};
 
-use super::{parse_int_scale, progress_bar, upscale::upscaler_by_name};
+use srkit::models::{BenchmarkScore, Model};
+use srkit::upscale::Upscaler;
+
+use super::{parse_int_scale, progress_bar, upscale};
 
 /// Benchmark methods on dataset folders and print a table like the papers'.
 ///
@@ -21,9 +24,20 @@ use super::{parse_int_scale, progress_bar, upscale::upscaler_by_name};
 ///   --dataset ../shared/data/Set5 --dataset ../shared/data/Set14
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Methods to evaluate (comma-separated or repeated).
-    #[arg(short, long, value_delimiter = ',', default_value = "bicubic")]
+    /// Interpolation methods to evaluate (comma-separated or repeated).
+    /// Default: bicubic, unless --model is given.
+    #[arg(short, long, value_delimiter = ',')]
     method: Vec<String>,
+
+    /// Learned models to evaluate: built-in names or .safetensors files
+    /// (comma-separated or repeated). They share the table with --method.
+    #[arg(long, value_delimiter = ',')]
+    model: Vec<String>,
+
+    /// Store the scores in each --model file given as a path (used to make
+    /// the built-in models' cards and `srkit models`).
+    #[arg(long)]
+    record: bool,
 
     /// Scales (comma-separated or repeated).
     #[arg(short, long, value_delimiter = ',', value_parser = parse_int_scale, default_value = "2,3,4")]
@@ -57,11 +71,21 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     let degradation: Degradation = a.degradation.parse()?;
-    let upscalers = a
-        .method
-        .iter()
-        .map(|m| upscaler_by_name(m))
-        .collect::<Result<Vec<_>>>()?;
+    let methods = if a.method.is_empty() && a.model.is_empty() {
+        vec!["bicubic".to_string()]
+    } else {
+        a.method.clone()
+    };
+    let mut upscalers: Vec<Box<dyn Upscaler>> = Vec::new();
+    for m in &methods {
+        upscalers.push(Box::new(upscale::interpolation(m)?));
+    }
+    for m in &a.model {
+        upscalers.push(Box::new(upscale::load_model(
+            m,
+            srkit::infer::DEFAULT_TILE,
+        )?));
+    }
     let datasets = a
         .dataset
         .iter()
@@ -86,7 +110,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let bar = progress_bar(total as u64, "eval");
     let mut results = Vec::new();
     for upscaler in &upscalers {
-        for &scale in &a.scale {
+        for &scale in a.scale.iter().filter(|&&s| upscaler.supports_scale(s)) {
             for dataset in &datasets {
                 bar.set_message(format!("{} x{scale} {}", upscaler.name(), dataset.name));
                 let tick = || bar.inc(1);
@@ -97,13 +121,45 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if results.is_empty() {
+        bail!("no method supports the scales {:?}", a.scale);
+    }
     print!("{}", eval::format_table(&results));
+    if a.record {
+        record_scores(&a.model, &results)?;
+    }
     if let Some(path) = &a.json {
         let report = EvalReport { results };
         srkit::io::write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
             writeln!(w)
         })?;
+    }
+    Ok(())
+}
+
+/// Writes each model file's results into its metadata.
+fn record_scores(models: &[String], results: &[eval::EvalResult]) -> Result<()> {
+    for spec in models {
+        let path = std::path::Path::new(spec);
+        if !path.is_file() {
+            bail!("--record needs model files, not built-in names ({spec})");
+        }
+        let mut model = Model::load(path)?;
+        let name = upscale::load_model(spec, 1)?.name;
+        for r in results.iter().filter(|r| r.method == name) {
+            model
+                .meta
+                .benchmarks
+                .retain(|b| !(b.dataset == r.dataset && b.scale == r.scale));
+            model.meta.benchmarks.push(BenchmarkScore {
+                dataset: r.dataset.clone(),
+                scale: r.scale,
+                psnr: r.psnr,
+                ssim: r.ssim,
+            });
+        }
+        model.save(path)?;
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 mod degrade;
 mod eval;
 mod metrics;
+mod models;
 mod resize;
+mod train;
 mod upscale;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,10 @@ enum Command {
     Metrics(metrics::MetricsArgs),
     /// Benchmark methods on dataset folders and print a paper-style table.
     Eval(eval::EvalArgs),
+    /// Train an SR model (resumable).
+    Train(train::TrainArgs),
+    /// List the built-in models and their scores.
+    Models(models::ModelsArgs),
 }
 
 /// Runs the parsed command line.
@@ -59,6 +65,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Degrade(a) => degrade::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Models(a) => models::run(a),
     }
 }
 

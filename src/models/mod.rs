@@ -14,6 +14,7 @@
 //! architecture name, builds the network from the config, and requires every
 //! tensor's name and shape to match it.
 
+pub mod builtin;
 pub mod srcnn;
 
 use std::collections::HashMap;
@@ -135,6 +136,23 @@ pub struct ModelMeta {
     /// How the weights were made.
     #[serde(default)]
     pub training: TrainingRecord,
+    /// Benchmark scores recorded with `srkit eval --record` (paper
+    /// convention, BI degradation).
+    #[serde(default)]
+    pub benchmarks: Vec<BenchmarkScore>,
+}
+
+/// A model's mean score on one benchmark dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkScore {
+    /// Dataset name (`Set5`).
+    pub dataset: String,
+    /// Upscaling factor.
+    pub scale: usize,
+    /// Mean PSNR, dB.
+    pub psnr: f64,
+    /// Mean SSIM.
+    pub ssim: f64,
 }
 
 /// A network, its weights and its metadata.
@@ -150,7 +168,12 @@ pub struct Model {
 
 impl Model {
     /// A freshly initialised model (weights from `seed`).
-    pub fn new(arch: &str, config: serde_json::Value, scales: Vec<usize>, seed: u64) -> Result<Model> {
+    pub fn new(
+        arch: &str,
+        config: serde_json::Value,
+        scales: Vec<usize>,
+        seed: u64,
+    ) -> Result<Model> {
         if scales.is_empty() || scales.contains(&0) {
             return Err(Error::invalid("scale", format!("{scales:?}")));
         }
@@ -165,6 +188,7 @@ impl Model {
                 color: "y".into(),
                 value_range: [0.0, 1.0],
                 training: TrainingRecord::default(),
+                benchmarks: Vec::new(),
             },
             network,
             params,
@@ -188,8 +212,8 @@ impl Model {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut params = ParamStore::new();
-        let network =
-            Network::build(&meta.arch, &meta.config, &mut params, &mut rng).map_err(|e| bad(e.to_string()))?;
+        let network = Network::build(&meta.arch, &meta.config, &mut params, &mut rng)
+            .map_err(|e| bad(e.to_string()))?;
         params
             .load_safetensors(bytes)
             .map_err(|e| bad(e.to_string()))?;
@@ -231,8 +255,13 @@ mod tests {
     use super::*;
 
     fn srcnn() -> Model {
-        Model::new("srcnn", serde_json::to_value(SrcnnConfig::default()).unwrap(), vec![3], 7)
-            .unwrap()
+        Model::new(
+            "srcnn",
+            serde_json::to_value(SrcnnConfig::default()).unwrap(),
+            vec![3],
+            7,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -241,7 +270,12 @@ mod tests {
         let back = Model::from_bytes(&m.to_bytes().unwrap(), "m").unwrap();
         assert_eq!(back.meta, m.meta);
         for id in m.params.ids() {
-            assert_eq!(m.params.get(id), back.params.get(id), "{}", m.params.name(id));
+            assert_eq!(
+                m.params.get(id),
+                back.params.get(id),
+                "{}",
+                m.params.name(id)
+            );
         }
     }
 

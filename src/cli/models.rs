@@ -1,0 +1,53 @@
+//! `srkit models`: the built-in models.
+
+use anyhow::Result;
+use clap::Args;
+use srkit::models::builtin::BUILTIN_MODELS;
+
+/// List the built-in models with their scale, size and benchmark scores
+/// (PSNR dB / SSIM, paper convention, BI degradation).
+#[derive(Debug, Args)]
+pub struct ModelsArgs {}
+
+pub fn run(_: ModelsArgs) -> Result<()> {
+    let datasets = ["Set5", "Set14", "BSD100"];
+    println!(
+        "| {:<10} | {:<5} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
+        "Model", "Scale", "Parameters", "Steps", datasets[0], datasets[1], datasets[2]
+    );
+    println!(
+        "|{}|",
+        [
+            "-".repeat(12),
+            "-".repeat(7),
+            "-".repeat(12),
+            "-".repeat(8),
+            "-".repeat(16),
+            "-".repeat(16),
+            "-".repeat(16)
+        ]
+        .join("|")
+    );
+    for b in BUILTIN_MODELS {
+        let m = b.load()?;
+        let cell = |d: &str| {
+            m.meta
+                .benchmarks
+                .iter()
+                .find(|s| s.dataset == d && s.scale == b.scale)
+                .map(|s| format!("{:.2} / {:.4}", s.psnr, s.ssim))
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "| {:<10} | x{:<4} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
+            b.name,
+            b.scale,
+            m.params.num_elements(),
+            m.meta.training.steps,
+            cell(datasets[0]),
+            cell(datasets[1]),
+            cell(datasets[2])
+        );
+    }
+    Ok(())
+}

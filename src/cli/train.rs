@@ -1,0 +1,170 @@
+//! `srkit train`: train a model, resumably.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use srkit::models::SrcnnConfig;
+use srkit::train::{self, TrainConfig, TrainObserver};
+
+use super::parse_int_scale;
+
+/// Train an SR model on folders of HR images.
+///
+/// Patches are cut from the HR images after the BI degradation (MATLAB
+/// bicubic, as the benchmarks make their inputs), with random flips and
+/// rotations, reproducibly from --seed. Every --val-every steps the model is
+/// scored on the --val folder (paper-convention PSNR/SSIM); the best weights
+/// go to --out, and a checkpoint, a CSV log and a PNG curve are written next
+/// to it. A run stopped at any moment continues with --resume.
+///
+/// Example: srkit train --arch srcnn --scale 3 --train ../shared/data/T91
+///   --train ../shared/data/BSD200 --val ../shared/data/Set5
+///   --out models/srcnn_x3.safetensors
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Architecture to train.
+    #[arg(long, default_value = "srcnn", value_parser = ["srcnn"])]
+    arch: String,
+
+    /// SRCNN variant f1-f2-f3.
+    #[arg(long, default_value = "955", value_parser = ["955", "935", "915"])]
+    variant: String,
+
+    /// Upscaling factor.
+    #[arg(short, long, value_parser = parse_int_scale, allow_hyphen_values = true)]
+    scale: usize,
+
+    /// Folder of HR training images (repeat for several).
+    #[arg(long, required = true)]
+    train: Vec<PathBuf>,
+
+    /// Folder of HR validation images (repeat; the first picks the best weights).
+    #[arg(long, required = true)]
+    val: Vec<PathBuf>,
+
+    /// Where the best weights go (.safetensors); the checkpoint, log and
+    /// curve are written beside it.
+    #[arg(short, long)]
+    out: PathBuf,
+
+    /// Total optimizer steps.
+    #[arg(long, default_value_t = 100_000)]
+    steps: u64,
+
+    /// Patches per step.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+
+    /// Input patch side in pixels (the paper's 33).
+    #[arg(long, default_value_t = 33)]
+    patch: usize,
+
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+
+    /// Halve the learning rate every N steps (0 = constant).
+    #[arg(long, default_value_t = 0)]
+    lr_halve_every: u64,
+
+    /// Loss: mse (the paper's) or l1.
+    #[arg(long, default_value = "mse")]
+    loss: String,
+
+    /// Seed for initial weights and patch sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Validate and checkpoint every N steps.
+    #[arg(long, default_value_t = 1000)]
+    val_every: u64,
+
+    /// Continue the run whose checkpoint sits beside --out.
+    #[arg(long)]
+    resume: bool,
+}
+
+struct Bar {
+    bar: indicatif::ProgressBar,
+    val: String,
+}
+
+impl TrainObserver for Bar {
+    fn on_start(&mut self, start: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(start);
+        self.bar.reset_eta();
+    }
+    fn on_step(&mut self, step: u64, loss: f32, pps: f64) {
+        self.bar.set_position(step);
+        if step % 10 == 0 {
+            let status = format!("loss {loss:.6} | val {} | {pps:.0} patches/s", self.val);
+            // Without a terminal (a background run, a CI log) the bar is
+            // hidden: print a status line now and then instead.
+            if self.bar.is_hidden() && step % 500 == 0 {
+                eprintln!("step {step}: {status}");
+            }
+            self.bar.set_message(status);
+        }
+    }
+    fn on_validation(&mut self, step: u64, psnr: f64, ssim: f64) {
+        self.val = format!("{psnr:.3} dB");
+        let line = format!("step {step}: validation PSNR {psnr:.3} dB, SSIM {ssim:.4}");
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    if a.out.is_dir() {
+        bail!("--out {} is a directory", a.out.display());
+    }
+    let config = match a.variant.as_str() {
+        "915" => SrcnnConfig::srcnn_915(),
+        "935" => SrcnnConfig::srcnn_935(),
+        _ => SrcnnConfig::srcnn_955(),
+    };
+    let cfg = TrainConfig {
+        arch: a.arch.clone(),
+        arch_config: serde_json::to_value(config)?,
+        scale: a.scale,
+        train: a.train.clone(),
+        val: a.val.clone(),
+        patch: a.patch,
+        batch: a.batch,
+        steps: a.steps,
+        lr: a.lr,
+        lr_halve_every: a.lr_halve_every,
+        loss: a.loss.parse()?,
+        seed: a.seed,
+        val_every: a.val_every,
+    };
+    let bar = indicatif::ProgressBar::new(a.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "train [{bar:25}] {pos}/{len} {elapsed_precise} ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut obs = Bar {
+        bar,
+        val: "-".into(),
+    };
+    let summary = train::train(&cfg, &a.out, a.resume, &mut obs)
+        .with_context(|| format!("training {}", a.out.display()))?;
+    obs.bar.finish_and_clear();
+    println!(
+        "{} steps, {:.0} s; best validation {:.3} dB / {:.4} -> {}",
+        summary.steps,
+        summary.wall_seconds,
+        summary.best_psnr,
+        summary.best_ssim,
+        summary.files.model.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Models embedded in the binary, trained by `srkit train` on the "291" set
+//! (T91 + BSD200). Each has a model card in `models/*.md` with the exact
+//! command, data, training time and benchmark table.
+
+use super::Model;
+use crate::error::{Error, Result};
+
+/// A model shipped inside the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinModel {
+    /// The name users pass to `--model` (`srcnn-x3`).
+    pub name: &'static str,
+    /// Its upscaling factor.
+    pub scale: usize,
+    bytes: &'static [u8],
+}
+
+impl BuiltinModel {
+    /// Parses the embedded weights.
+    pub fn load(&self) -> Result<Model> {
+        Model::from_bytes(self.bytes, self.name)
+    }
+}
+
+/// Every built-in model, best first for each scale.
+pub const BUILTIN_MODELS: &[BuiltinModel] = &[
+    BuiltinModel {
+        name: "srcnn-x2",
+        scale: 2,
+        bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
+    },
+    BuiltinModel {
+        name: "srcnn-x3",
+        scale: 3,
+        bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
+    },
+    BuiltinModel {
+        name: "srcnn-x4",
+        scale: 4,
+        bytes: include_bytes!("../../models/srcnn_x4.safetensors"),
+    },
+];
+
+/// The built-in model called `name`.
+pub fn builtin(name: &str) -> Result<&'static BuiltinModel> {
+    BUILTIN_MODELS
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            let names: Vec<_> = BUILTIN_MODELS.iter().map(|m| m.name).collect();
+            Error::Model(format!(
+                "no built-in model {name:?} (built-in: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// The best built-in model for `scale`, if any.
+pub fn default_for_scale(scale: usize) -> Option<&'static BuiltinModel> {
+    BUILTIN_MODELS.iter().find(|m| m.scale == scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_model_loads_and_matches_its_scale() {
+        for b in BUILTIN_MODELS {
+            let m = b.load().unwrap();
+            assert_eq!(m.meta.scales, vec![b.scale], "{}", b.name);
+            assert!(m.meta.training.steps > 0, "{} is untrained", b.name);
+        }
+        assert!(builtin("SRCNN-X3").is_ok());
+        assert!(builtin("vdsr-x3").is_err());
+        assert_eq!(default_for_scale(4).map(|m| m.name), Some("srcnn-x4"));
+        assert!(default_for_scale(5).is_none());
+    }
+}

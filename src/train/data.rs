@@ -1,0 +1,262 @@
+//! Training data: (input, target) Y-channel patches made exactly the way the
+//! benchmark makes its test inputs.
+//!
+//! Each HR image is cropped to a multiple of the scale, degraded with the BI
+//! model (srkit's MATLAB-exact bicubic downscale, rounded to 8-bit), and
+//! bicubic-upscaled back — the same steps [`crate::eval`] takes, so the
+//! network trains on the input distribution it is tested on. This is done
+//! once per image (degrading a random crop instead would change the pixels
+//! near the crop's edges); random crops, flips and 90° rotations are then
+//! drawn per step.
+//!
+//! Sampling is a pure function of `(seed, step)`: the batch of step `k` is
+//! drawn from a ChaCha8 stream numbered `k`, so a resumed run draws exactly
+//! the batches the uninterrupted run would have, with no RNG state to save.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::color::{self, GrayMode};
+use crate::degrade::{self, Degradation};
+use crate::error::{Error, Result};
+use crate::eval::Dataset;
+use crate::io::{self, ReadOptions};
+use crate::nn::Tensor;
+use crate::upscale::{Interpolation, Upscaler};
+
+/// One training image: network input (bicubic-upscaled BI Y) and target (HR
+/// Y), both `[0, 1]`, same size.
+#[derive(Debug, Clone)]
+pub struct TrainImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Bicubic-upscaled degraded Y.
+    pub input: Vec<f32>,
+    /// Ground-truth Y.
+    pub target: Vec<f32>,
+}
+
+/// Loads and prepares every image of the given folders for `scale`.
+pub fn prepare_images(folders: &[PathBuf], scale: usize) -> Result<Vec<TrainImage>> {
+    let mut paths = Vec::new();
+    for f in folders {
+        paths.extend(Dataset::from_dir(f)?.images);
+    }
+    paths
+        .par_iter()
+        .map(|path| {
+            let hr = io::read_image(path, &ReadOptions::default())?.without_alpha();
+            let hr = degrade::modcrop(&hr, scale)?;
+            let lr = degrade::degrade(&hr, scale, Degradation::Bicubic, 0)?;
+            let ilr = Interpolation::bicubic().upscale(&lr, scale)?;
+            let y = |img| -> Result<Vec<f32>> {
+                Ok(color::luma_255(img, GrayMode::Native)?
+                    .into_iter()
+                    .map(|v| (v / 255.0) as f32)
+                    .collect())
+            };
+            Ok(TrainImage {
+                width: hr.width(),
+                height: hr.height(),
+                input: y(&ilr)?,
+                target: y(&hr)?,
+            })
+        })
+        .collect()
+}
+
+/// Draws batches of patches from prepared images.
+#[derive(Debug, Clone)]
+pub struct PatchSampler {
+    images: std::sync::Arc<Vec<TrainImage>>,
+    /// Cumulative count of patch positions, to pick images by area.
+    cumulative: Vec<u64>,
+    /// Input patch side.
+    pub patch: usize,
+    /// Pixels the network loses on each side (target patch = patch − 2·crop).
+    pub crop: usize,
+    /// Patches per batch.
+    pub batch: usize,
+    /// Base seed.
+    pub seed: u64,
+}
+
+impl PatchSampler {
+    /// A sampler of `batch` patches of `patch x patch` input pixels. Images
+    /// smaller than a patch are skipped; fails if none is large enough.
+    pub fn new(
+        images: Vec<TrainImage>,
+        patch: usize,
+        crop: usize,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        if patch <= 2 * crop {
+            return Err(Error::invalid(
+                "patch",
+                format!("{patch} leaves no output after the network's {crop}-pixel border"),
+            ));
+        }
+        if batch == 0 {
+            return Err(Error::invalid("batch", "must be at least 1"));
+        }
+        let mut cumulative = Vec::with_capacity(images.len());
+        let mut total = 0u64;
+        for im in &images {
+            if im.width >= patch && im.height >= patch {
+                total += ((im.width - patch + 1) * (im.height - patch + 1)) as u64;
+            }
+            cumulative.push(total);
+        }
+        if total == 0 {
+            return Err(Error::invalid(
+                "patch",
+                format!("no training image is at least {patch}x{patch}"),
+            ));
+        }
+        Ok(PatchSampler {
+            images: std::sync::Arc::new(images),
+            cumulative,
+            patch,
+            crop,
+            batch,
+            seed,
+        })
+    }
+
+    /// Number of prepared images.
+    pub fn image_count(&self) -> usize {
+        self.images.len()
+    }
+
+    /// The batch of step `step`: input `[B, 1, P, P]`, target `[B, 1, O, O]`
+    /// with `O = P − 2·crop`.
+    pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(step);
+        let (p, c) = (self.patch, self.crop);
+        let o = p - 2 * c;
+        let mut input = Vec::with_capacity(self.batch * p * p);
+        let mut target = Vec::with_capacity(self.batch * o * o);
+        let total = *self.cumulative.last().unwrap_or(&0);
+        for _ in 0..self.batch {
+            let r = rng.gen_range(0..total);
+            let idx = self.cumulative.partition_point(|&c| c <= r);
+            let im = &self.images[idx];
+            let x0 = rng.gen_range(0..=im.width - p);
+            let y0 = rng.gen_range(0..=im.height - p);
+            let transform = rng.gen_range(0..8u8);
+            push_patch(&mut input, &im.input, im.width, x0, y0, p, transform);
+            push_patch(
+                &mut target,
+                &im.target,
+                im.width,
+                x0 + c,
+                y0 + c,
+                o,
+                transform,
+            );
+        }
+        Ok((
+            Tensor::new(&[self.batch, 1, p, p], input)?,
+            Tensor::new(&[self.batch, 1, o, o], target)?,
+        ))
+    }
+
+    /// Starts a background thread that produces the batches of steps
+    /// `start..end` in order, a few ahead, so training never waits on data.
+    pub fn spawn(&self, start: u64, end: u64) -> Receiver<Result<(Tensor, Tensor)>> {
+        let (tx, rx) = sync_channel(4);
+        let sampler = self.clone();
+        std::thread::spawn(move || {
+            for step in start..end {
+                if tx.send(sampler.batch(step)).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Appends the `n x n` square at (`x0`, `y0`) of a row-major plane, under
+/// one of the 8 symmetries of the square (`t`: bit 0 = transpose, bit 1 =
+/// flip rows, bit 2 = flip columns).
+fn push_patch(
+    out: &mut Vec<f32>,
+    plane: &[f32],
+    width: usize,
+    x0: usize,
+    y0: usize,
+    n: usize,
+    t: u8,
+) {
+    for i in 0..n {
+        for j in 0..n {
+            let (mut r, mut c) = if t & 1 == 1 { (j, i) } else { (i, j) };
+            if t & 2 == 2 {
+                r = n - 1 - r;
+            }
+            if t & 4 == 4 {
+                c = n - 1 - c;
+            }
+            out.push(plane[(y0 + r) * width + x0 + c]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(w: usize, h: usize) -> TrainImage {
+        let target: Vec<f32> = (0..w * h).map(|i| i as f32).collect();
+        TrainImage {
+            width: w,
+            height: h,
+            input: target.iter().map(|v| v + 0.5).collect(),
+            target,
+        }
+    }
+
+    #[test]
+    fn batches_are_reproducible_and_aligned() {
+        let s = PatchSampler::new(vec![image(40, 30), image(5, 5)], 9, 2, 8, 42).unwrap();
+        let (a, ta) = s.batch(17).unwrap();
+        let (b, _) = s.batch(17).unwrap();
+        let (c, _) = s.batch(18).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(ta.shape(), &[8, 1, 5, 5]);
+        // The target is the centre of the input under the same transform.
+        for k in 0..8 {
+            for i in 0..5 {
+                for j in 0..5 {
+                    let inp = a.data()[k * 81 + (i + 2) * 9 + j + 2];
+                    let tgt = ta.data()[k * 25 + i * 5 + j];
+                    assert_eq!(inp, tgt + 0.5);
+                }
+            }
+        }
+        assert!(PatchSampler::new(vec![image(5, 5)], 9, 2, 8, 0).is_err());
+        assert!(PatchSampler::new(vec![image(40, 30)], 4, 2, 8, 0).is_err());
+    }
+
+    #[test]
+    fn all_eight_symmetries_are_distinct() {
+        let im = image(4, 4);
+        let mut seen = std::collections::HashSet::new();
+        for t in 0..8 {
+            let mut v = Vec::new();
+            push_patch(&mut v, &im.target, 4, 0, 0, 3, t);
+            seen.insert(v.iter().map(|x| *x as i32).collect::<Vec<_>>());
+        }
+        assert_eq!(seen.len(), 8);
+    }
+}

@@ -1,0 +1,447 @@
+//! Training: the loop, its schedule, validation, and checkpoints that make a
+//! run resumable across processes (and sessions).
+//!
+//! A run writes, next to `--out FILE.safetensors`:
+//! - `FILE.safetensors`: the best weights so far (by validation PSNR), a
+//!   model file with its training record;
+//! - `FILE.ckpt.safetensors`: the latest checkpoint — weights, Adam moments,
+//!   step, loss accumulator, best score, wall time. The data sampler's state
+//!   is the step itself ([`data::PatchSampler`]), so nothing else is needed;
+//! - `FILE.log.csv`: one row per validation (step, learning rate, mean
+//!   training loss since the previous row, validation PSNR/SSIM, time);
+//! - `FILE.curve.png`: loss and validation PSNR against step.
+//!
+//! Every file is written atomically (temporary file, then rename), best
+//! weights before the checkpoint, so a run killed at any moment (SIGKILL
+//! included) resumes from its last checkpoint and replays exactly the same
+//! batches.
+
+pub mod data;
+mod plot;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::eval::{self, Dataset, EvalOptions};
+use crate::infer::ModelUpscaler;
+use crate::models::{Model, TrainingRecord};
+use crate::nn::{tensor_from_view, Adam, AdamConfig, AdamState, Graph, ParamStore, Tensor};
+
+use data::PatchSampler;
+
+/// The training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Loss {
+    /// Mean squared error (the SRCNN paper's).
+    Mse,
+    /// Mean absolute error.
+    L1,
+}
+
+impl std::str::FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mse" | "l2" => Ok(Loss::Mse),
+            "l1" | "mae" => Ok(Loss::L1),
+            _ => Err(Error::invalid(
+                "loss",
+                format!("'{s}' (expected mse or l1)"),
+            )),
+        }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Architecture name.
+    pub arch: String,
+    /// Architecture config (JSON).
+    pub arch_config: serde_json::Value,
+    /// Upscaling factor.
+    pub scale: usize,
+    /// Folders of HR training images.
+    pub train: Vec<PathBuf>,
+    /// Folders of HR validation images (the first decides "best").
+    pub val: Vec<PathBuf>,
+    /// Input patch side (SRCNN paper: 33).
+    pub patch: usize,
+    /// Patches per step.
+    pub batch: usize,
+    /// Total optimizer steps.
+    pub steps: u64,
+    /// Adam learning rate at step 0.
+    pub lr: f32,
+    /// The learning rate halves every this many steps (0 = never).
+    pub lr_halve_every: u64,
+    /// Loss function.
+    pub loss: Loss,
+    /// Seed for initial weights and patch sampling.
+    pub seed: u64,
+    /// Validate (and checkpoint) every this many steps.
+    pub val_every: u64,
+}
+
+impl TrainConfig {
+    /// The learning rate in force at `step`.
+    pub fn lr_at(&self, step: u64) -> f32 {
+        match self.lr_halve_every {
+            0 => self.lr,
+            n => self.lr * 0.5f32.powi((step / n).min(60) as i32),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.steps == 0 || self.val_every == 0 {
+            return Err(Error::invalid(
+                "steps",
+                "steps and val-every must be positive",
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "lr",
+                format!("{} must be positive", self.lr),
+            ));
+        }
+        if self.train.is_empty() || self.val.is_empty() {
+            return Err(Error::invalid("data", "need --train and --val folders"));
+        }
+        Ok(())
+    }
+}
+
+/// The files a run writes, derived from `--out`.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// Best weights (model file).
+    pub model: PathBuf,
+    /// Latest checkpoint.
+    pub checkpoint: PathBuf,
+    /// CSV log.
+    pub log: PathBuf,
+    /// Training curve.
+    pub curve: PathBuf,
+}
+
+impl RunFiles {
+    /// `out` = `dir/NAME.safetensors` → `dir/NAME.{ckpt.safetensors,log.csv,curve.png}`.
+    pub fn new(out: &Path) -> Self {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        let sib = |suffix: &str| out.with_file_name(format!("{stem}.{suffix}"));
+        RunFiles {
+            model: out.to_path_buf(),
+            checkpoint: sib("ckpt.safetensors"),
+            log: sib("log.csv"),
+            curve: sib("curve.png"),
+        }
+    }
+}
+
+/// Receives progress; the CLI draws a progress bar from it.
+pub trait TrainObserver {
+    /// Called once, before the first step, with the step to start from.
+    fn on_start(&mut self, start_step: u64, total_steps: u64) {
+        let _ = (start_step, total_steps);
+    }
+    /// Called after every step with the step just finished (1-based) and its loss.
+    fn on_step(&mut self, step: u64, loss: f32, patches_per_sec: f64) {
+        let _ = (step, loss, patches_per_sec);
+    }
+    /// Called after each validation.
+    fn on_validation(&mut self, step: u64, psnr: f64, ssim: f64) {
+        let _ = (step, psnr, ssim);
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl TrainObserver for Silent {}
+
+/// One row of the CSV log.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    /// Steps done.
+    pub step: u64,
+    /// Learning rate of the last step.
+    pub lr: f32,
+    /// Mean training loss since the previous row.
+    pub loss: f64,
+    /// Validation PSNR (dB), paper convention.
+    pub val_psnr: f64,
+    /// Validation SSIM.
+    pub val_ssim: f64,
+    /// Training wall time so far (s), over all resumed runs.
+    pub wall_seconds: f64,
+}
+
+/// What a checkpoint records besides tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CheckpointState {
+    config: TrainConfig,
+    step: u64,
+    adam_step: u64,
+    wall_seconds: f64,
+    loss_sum: f64,
+    loss_count: u64,
+    best_psnr: f64,
+    best_ssim: f64,
+    log: Vec<LogRow>,
+}
+
+const CHECKPOINT_KEY: &str = "srkit.checkpoint";
+
+fn save_checkpoint(
+    path: &Path,
+    model: &Model,
+    adam: &AdamState,
+    st: &CheckpointState,
+) -> Result<()> {
+    let mut all = ParamStore::new();
+    for id in model.params.ids() {
+        let name = model.params.name(id);
+        let value = model.params.get(id);
+        all.add(name, value.clone())?;
+        let i = id.index();
+        all.add(
+            format!("adam.m.{name}"),
+            Tensor::new(value.shape(), adam.m[i].clone())?,
+        )?;
+        all.add(
+            format!("adam.v.{name}"),
+            Tensor::new(value.shape(), adam.v[i].clone())?,
+        )?;
+    }
+    let json = serde_json::to_string(st).map_err(|e| Error::Model(e.to_string()))?;
+    let bytes =
+        all.to_safetensors_with_metadata(Some(HashMap::from([(CHECKPOINT_KEY.into(), json)])))?;
+    crate::io::write_atomic(path, |w| w.write_all(&bytes))
+}
+
+fn load_checkpoint(path: &Path, model: &mut Model) -> Result<(AdamState, CheckpointState)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |why: String| Error::Model(format!("checkpoint {}: {why}", path.display()));
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st: CheckpointState = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKPOINT_KEY))
+        .ok_or_else(|| bad("no checkpoint metadata".into()))
+        .and_then(|j| serde_json::from_str(j).map_err(|e| bad(e.to_string())))?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let get = |name: &str| -> Result<Tensor> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(format!("missing tensor {name:?}")))?;
+        tensor_from_view(name, &view)
+    };
+    let mut adam = AdamState {
+        step: st.adam_step,
+        m: Vec::new(),
+        v: Vec::new(),
+    };
+    let ids: Vec<_> = model.params.ids().collect();
+    for id in ids {
+        let name = model.params.name(id).to_string();
+        model.params.set(&name, get(&name)?)?;
+        adam.m.push(get(&format!("adam.m.{name}"))?.into_data());
+        adam.v.push(get(&format!("adam.v.{name}"))?.into_data());
+    }
+    Ok((adam, st))
+}
+
+/// The outcome of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Steps done (total, over resumed runs).
+    pub steps: u64,
+    /// Best validation PSNR and SSIM.
+    pub best_psnr: f64,
+    /// SSIM at the best PSNR.
+    pub best_ssim: f64,
+    /// Wall time over all runs, seconds.
+    pub wall_seconds: f64,
+    /// The files written.
+    pub files: RunFiles,
+}
+
+/// Trains (or, with `resume`, continues training) a model as `config` says,
+/// writing the run's files next to `out`.
+pub fn train(
+    config: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainSummary> {
+    config.validate()?;
+    let files = RunFiles::new(out);
+    let mut model = Model::new(
+        &config.arch,
+        config.arch_config.clone(),
+        vec![config.scale],
+        config.seed,
+    )?;
+    let mut adam = Adam::new(
+        &model.params,
+        AdamConfig {
+            lr: config.lr,
+            ..AdamConfig::default()
+        },
+    );
+    let mut st = CheckpointState {
+        config: config.clone(),
+        step: 0,
+        adam_step: 0,
+        wall_seconds: 0.0,
+        loss_sum: 0.0,
+        loss_count: 0,
+        best_psnr: f64::NEG_INFINITY,
+        best_ssim: 0.0,
+        log: Vec::new(),
+    };
+    if resume {
+        let (adam_state, saved) = load_checkpoint(&files.checkpoint, &mut model)?;
+        let same_run = TrainConfig {
+            steps: config.steps,
+            val_every: config.val_every,
+            ..saved.config.clone()
+        } == *config;
+        if !same_run {
+            return Err(Error::invalid(
+                "resume",
+                "the checkpoint was made with different settings (only --steps and \
+                 --val-every may change on resume)",
+            ));
+        }
+        adam = Adam::from_state(&model.params, adam.config, adam_state)?;
+        st = CheckpointState {
+            config: config.clone(),
+            ..saved
+        };
+    } else if files.checkpoint.exists() {
+        return Err(Error::invalid(
+            "out",
+            format!(
+                "{} exists: pass --resume to continue that run, or choose another --out",
+                files.checkpoint.display()
+            ),
+        ));
+    }
+
+    let crop = model.network.receptive_radius();
+    let images = data::prepare_images(&config.train, config.scale)?;
+    let sampler = PatchSampler::new(images, config.patch, crop, config.batch, config.seed)?;
+    let val_sets = config
+        .val
+        .iter()
+        .map(|d| Dataset::from_dir(d))
+        .collect::<Result<Vec<_>>>()?;
+
+    observer.on_start(st.step, config.steps);
+    let batches = sampler.spawn(st.step, config.steps);
+    let run_start = Instant::now();
+    let wall_before = st.wall_seconds;
+    let mut last = Instant::now();
+    while st.step < config.steps {
+        let (input, target) = batches
+            .recv()
+            .map_err(|_| Error::Model("the data thread stopped".into()))??;
+        let mut g = Graph::new();
+        let x = g.input(input);
+        let y = model.network.forward(&mut g, &model.params, x)?;
+        let t = g.input(target);
+        let loss = match config.loss {
+            Loss::Mse => g.mse_loss(y, t)?,
+            Loss::L1 => g.l1_loss(y, t)?,
+        };
+        let loss_value = g.scalar(loss)?;
+        if !loss_value.is_finite() {
+            return Err(Error::Model(format!(
+                "loss became {loss_value} at step {}: lower --lr",
+                st.step + 1
+            )));
+        }
+        let grads = g.backward(loss)?;
+        adam.config.lr = config.lr_at(st.step);
+        adam.step(&mut model.params, &grads)?;
+        st.step += 1;
+        st.loss_sum += f64::from(loss_value);
+        st.loss_count += 1;
+        let now = Instant::now();
+        let pps = config.batch as f64 / (now - last).as_secs_f64().max(1e-9);
+        last = now;
+        observer.on_step(st.step, loss_value, pps);
+
+        if st.step % config.val_every == 0 || st.step == config.steps {
+            let upscaler = ModelUpscaler::new(model.clone(), config.arch.clone());
+            let r = eval::evaluate(
+                &upscaler,
+                &val_sets[0],
+                config.scale,
+                &EvalOptions::default(),
+                &|| {},
+            )?;
+            observer.on_validation(st.step, r.psnr, r.ssim);
+            st.wall_seconds = wall_before + run_start.elapsed().as_secs_f64();
+            st.log.push(LogRow {
+                step: st.step,
+                lr: adam.config.lr,
+                loss: st.loss_sum / st.loss_count.max(1) as f64,
+                val_psnr: r.psnr,
+                val_ssim: r.ssim,
+                wall_seconds: st.wall_seconds,
+            });
+            st.loss_sum = 0.0;
+            st.loss_count = 0;
+            if r.psnr > st.best_psnr {
+                st.best_psnr = r.psnr;
+                st.best_ssim = r.ssim;
+                model.meta.training = TrainingRecord {
+                    data: config
+                        .train
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect(),
+                    steps: st.step,
+                    batch_size: config.batch,
+                    wall_seconds: st.wall_seconds,
+                    val_dataset: val_sets[0].name.clone(),
+                    val_psnr: r.psnr,
+                    val_ssim: r.ssim,
+                };
+                model.save(&files.model)?;
+            }
+            write_log(&files.log, &st.log)?;
+            plot::write_curve(&files.curve, &st.log)?;
+            st.adam_step = adam.state().step;
+            save_checkpoint(&files.checkpoint, &model, adam.state(), &st)?;
+        }
+    }
+    Ok(TrainSummary {
+        steps: st.step,
+        best_psnr: st.best_psnr,
+        best_ssim: st.best_ssim,
+        wall_seconds: st.wall_seconds,
+        files,
+    })
+}
+
+fn write_log(path: &Path, rows: &[LogRow]) -> Result<()> {
+    let mut text = String::from("step,lr,loss,val_psnr,val_ssim,wall_seconds\n");
+    for r in rows {
+        text += &format!(
+            "{},{:e},{:.8},{:.4},{:.6},{:.1}\n",
+            r.step, r.lr, r.loss, r.val_psnr, r.val_ssim, r.wall_seconds
+        );
+    }
+    crate::io::write_atomic(path, |w| w.write_all(text.as_bytes()))
+}
