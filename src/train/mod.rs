@@ -310,16 +310,23 @@ pub fn train(
     };
     if resume {
         let (adam_state, saved) = load_checkpoint(&files.checkpoint, &mut model)?;
+        // The schedule (length, learning rate, batch size, validation
+        // interval) may change on resume; what defines the model and its
+        // data may not.
         let same_run = TrainConfig {
             steps: config.steps,
             val_every: config.val_every,
+            lr: config.lr,
+            lr_halve_every: config.lr_halve_every,
+            batch: config.batch,
             ..saved.config.clone()
         } == *config;
         if !same_run {
             return Err(Error::invalid(
                 "resume",
-                "the checkpoint was made with different settings (only --steps and \
-                 --val-every may change on resume)",
+                "the checkpoint was made with a different model, data, patch size, loss or \
+                 seed (only --steps, --lr, --lr-halve-every, --batch and --val-every may \
+                 change on resume)",
             ));
         }
         adam = Adam::from_state(&model.params, adam.config, adam_state)?;
