@@ -11,6 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use srkit::models::{Srcnn as SrcnnNet, SrcnnConfig};
 use srkit::nn::{Adam, AdamConfig, Backend, Conv2d, Conv2dConfig, Graph, ParamStore, Tensor, CPU};
 use std::time::Duration;
 
@@ -216,7 +217,9 @@ fn cpu_time_totals(_c: &mut Criterion) {
     let (step, conv) = pool(1).install(|| {
         (
             mean_cpu_ms(
-                || drop(train_step(&m, &mut store, &mut adam, &x, &t).expect("step")),
+                || {
+                    train_step(&m, &mut store, &mut adam, &x, &t).expect("step");
+                },
                 100,
             ),
             mean_cpu_ms(
@@ -232,5 +235,66 @@ fn cpu_time_totals(_c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, cpu_time_totals, breakdown, conv, srcnn_step);
+/// Whether a bench named `name` is selected by the command line's filter
+/// (for the hand-timed benches, which criterion's filter does not see).
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// SRCNN 9-5-5 inference on a 512x512 Y plane (x3: the bicubic-upscaled
+/// image), the network only: the 528x528 edge-padded input (radius 8, as
+/// `srkit::infer` pads) gives the 512x512 output. Wall-time medians with 2
+/// and 1 threads, and single-thread CPU time (robust to load).
+fn srcnn_infer(_c: &mut Criterion) {
+    if !selected("srcnn_infer") {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut store = ParamStore::new();
+    let net = SrcnnNet::new(&mut store, SrcnnConfig::srcnn_955(), &mut rng).expect("srcnn");
+    let x = Tensor::uniform(&[1, 1, 528, 528], 0.0, 1.0, &mut rng);
+    let flop = 2.0 * (64.0 * 81.0 + 64.0 * 32.0 * 25.0 + 32.0 * 25.0) * 512.0 * 512.0;
+    let run = || {
+        let y = net.infer(&CPU, &store, &x).expect("infer");
+        assert_eq!(y.shape(), &[1, 1, 512, 512]);
+    };
+    for threads in [2, 1] {
+        let p = pool(threads);
+        let mut ts: Vec<f64> = p.install(|| {
+            run();
+            (0..11)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    run();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect()
+        });
+        ts.sort_by(f64::total_cmp);
+        let med = ts[ts.len() / 2];
+        println!(
+            "srcnn_infer 9-5-5 528x528 -> 512x512 {threads}t: median {:.1} ms, {:.1} GFLOP/s",
+            med * 1e3,
+            flop / med / 1e9
+        );
+    }
+    let cpu = pool(1).install(|| mean_cpu_ms(run, 7));
+    println!(
+        "srcnn_infer 1t cpu-time: {cpu:.1} ms = {:.1} GFLOP/s",
+        flop / cpu / 1e6
+    );
+}
+
+criterion_group!(
+    benches,
+    srcnn_infer,
+    cpu_time_totals,
+    breakdown,
+    conv,
+    srcnn_step
+);
 criterion_main!(benches);
