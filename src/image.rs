@@ -270,7 +270,12 @@ impl Image {
 }
 
 /// Fails with [`Error::TooLarge`] if `width * height` exceeds `limit`.
-pub fn check_pixel_limit(what: &'static str, width: usize, height: usize, limit: u64) -> Result<()> {
+pub fn check_pixel_limit(
+    what: &'static str,
+    width: usize,
+    height: usize,
+    limit: u64,
+) -> Result<()> {
     let pixels = (width as u64).saturating_mul(height as u64);
     if pixels > limit {
         return Err(Error::TooLarge {

@@ -275,7 +275,16 @@ fn builtin_models_upscale_list_and_share_the_eval_table() {
     let o = srkit(&["upscale", s(&input), "-o", s(&out), "--scale", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(image::image_dimensions(&out).unwrap(), (48, 40));
-    let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", "srcnn-x3", "--scale", "2"]);
+    let o = srkit(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&out),
+        "--model",
+        "srcnn-x3",
+        "--scale",
+        "2",
+    ]);
     assert_fails(&o, "x2", None);
     let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", "nosuch-x9"]);
     assert_fails(&o, "no built-in model", None);
@@ -289,14 +298,29 @@ fn builtin_models_upscale_list_and_share_the_eval_table() {
     assert!(text.contains("57281"));
 
     let o = srkit(&[
-        "eval", "--method", "bicubic", "--model", "srcnn-x3", "--scale", "3", "--dataset",
+        "eval",
+        "--method",
+        "bicubic",
+        "--model",
+        "srcnn-x3",
+        "--scale",
+        "3",
+        "--dataset",
         s(&data("Set5")),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
     let row = |m: &str| -> f64 {
         let line = table.lines().find(|l| l.contains(m)).unwrap();
-        line.split('|').nth(3).unwrap().split('/').next().unwrap().trim().parse().unwrap()
+        line.split('|')
+            .nth(3)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
     assert!(row("srcnn-x3") > row("bicubic") + 0.5, "{table}");
 }
