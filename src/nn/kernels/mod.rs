@@ -453,6 +453,338 @@ fn direct_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     dw.copy_from_slice(&total);
 }
 
+/// Wide output pixels per band of the tap-wise kernels (rounded up to
+/// whole rows): a whole SRCNN 21x21 training patch (25 wide rows) is one
+/// band, a 256-wide image gets 4-row bands.
+const TAP_BAND_PIXELS: usize = 1024;
+
+/// Input channels per group from which stride-1 convolutions use the
+/// tap-wise kernels (below that the per-tap GEMMs are too thin).
+const TAP_MIN_CIN_G: usize = 8;
+
+/// Geometry of one band of output rows for the tap-wise kernels.
+///
+/// The band's input rows are copied, zero-padded, into a scratch with row
+/// stride `wp = w + 2*pw` and channel stride `cs`; in that layout the input
+/// of output pixel `(oy, ox)` for tap `(ky, kx)` sits at `p + ky*wp + kx`
+/// with `p = (oy - oy0)*wp + ox`, so each tap is one GEMM on a strided view
+/// over "wide" output pixels `p < mw` (the `wp - ow` pixels past each row's
+/// end are computed and dropped, or carry zeros in the backward passes).
+#[derive(Debug, Clone, Copy)]
+struct TapBand {
+    /// Padded row stride.
+    wp: usize,
+    /// Input rows of the band (`rows + kh - 1`).
+    r_in: usize,
+    /// Wide pixels, rounded up to a multiple of 8 (the GEMM then reads the
+    /// views in place instead of packing them).
+    mw: usize,
+    /// Channel stride of the input scratch (room for the last tap's view).
+    cs: usize,
+}
+
+impl ConvGeom {
+    fn use_taps(&self) -> bool {
+        self.sh == 1
+            && self.sw == 1
+            && self.cin_g() >= TAP_MIN_CIN_G
+            && !self.use_direct()
+            && !self.is_pointwise()
+    }
+    fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+    /// Output-row bands `(n, oy0, oy1)` of the tap-wise kernels.
+    fn tap_tasks(&self, min_rows: usize) -> Vec<(usize, usize, usize)> {
+        let wp = self.w + 2 * self.pw;
+        let rows = TAP_BAND_PIXELS.div_ceil(wp).max(min_rows).max(1);
+        let mut t = Vec::new();
+        for n in 0..self.n {
+            let mut y0 = 0;
+            while y0 < self.oh {
+                let y1 = (y0 + rows).min(self.oh);
+                t.push((n, y0, y1));
+                y0 = y1;
+            }
+        }
+        t
+    }
+    fn tap_band(&self, oy0: usize, oy1: usize) -> TapBand {
+        let wp = self.w + 2 * self.pw;
+        let r_in = oy1 - oy0 + self.kh - 1;
+        let mw = ((oy1 - oy0 - 1) * wp + self.ow).next_multiple_of(8);
+        let cs = (r_in * wp).max((self.kh - 1) * wp + self.kw - 1 + mw);
+        TapBand { wp, r_in, mw, cs }
+    }
+}
+
+/// Copies the band's input rows of the group's planes `x_img` into `xs`
+/// (the [`TapBand`] layout, zero padding included).
+fn load_band(x_img: &[f32], g: &ConvGeom, oy0: usize, b: &TapBand, xs: &mut [f32]) {
+    let (h, w, pw) = (g.h, g.w, g.pw);
+    for (c, dst) in xs.chunks_exact_mut(b.cs).take(g.cin_g()).enumerate() {
+        let src = &x_img[c * h * w..][..h * w];
+        let (rows, tail) = dst.split_at_mut(b.r_in * b.wp);
+        for (pr, row) in rows.chunks_exact_mut(b.wp).enumerate() {
+            match (oy0 + pr).checked_sub(g.ph).filter(|&iy| iy < h) {
+                Some(iy) => {
+                    row[..pw].fill(0.0);
+                    row[pw..pw + w].copy_from_slice(&src[iy * w..][..w]);
+                    row[pw + w..].fill(0.0);
+                }
+                None => row.fill(0.0),
+            }
+        }
+        tail.fill(0.0);
+    }
+}
+
+/// Weights reordered per tap: `[group][tap][a][b]` from `[C_out, C_in/g,
+/// kh, kw]`, with `(a, b) = (co, ci)` if `co_major`, else `(ci, co)`.
+fn weights_by_tap(wt: &[f32], g: &ConvGeom, co_major: bool) -> Vec<f32> {
+    let (cg, cog, taps) = (g.cin_g(), g.cout_g(), g.taps());
+    let mut out = vec![0.0f32; wt.len()];
+    for gi in 0..g.groups {
+        for co in 0..cog {
+            for ci in 0..cg {
+                let src = &wt[((gi * cog + co) * cg + ci) * taps..][..taps];
+                for (t, v) in src.iter().enumerate() {
+                    let ab = if co_major {
+                        co * cg + ci
+                    } else {
+                        ci * cog + co
+                    };
+                    out[(gi * taps + t) * cog * cg + ab] = *v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Tap-wise stride-1 forward: per band, `Y_wide = sum_taps W_tap * X_shift`
+/// (one GEMM per tap on a strided view of the band's input, no im2col).
+fn taps_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
+    let (cg, cog, taps, opix) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow);
+    let wtap = weights_by_tap(wt, g, true);
+    let yp = SendPtr(y.as_mut_ptr());
+    g.tap_tasks(1).par_iter().for_each(|&(n, oy0, oy1)| {
+        let b = g.tap_band(oy0, oy1);
+        with_scratch(cg * b.cs + cog * b.mw, |s| {
+            let (xs, ys) = s.split_at_mut(cg * b.cs);
+            for gi in 0..g.groups {
+                let x_img = &x[(n * g.cin + gi * cg) * g.h * g.w..][..cg * g.h * g.w];
+                load_band(x_img, g, oy0, &b, xs);
+                for t in 0..taps {
+                    let (ky, kx) = (t / g.kw, t % g.kw);
+                    let lhs = Mat {
+                        ptr: wtap[(gi * taps + t) * cog * cg..].as_ptr(),
+                        rs: cg as isize,
+                        cs: 1,
+                    };
+                    let rhs = Mat {
+                        ptr: xs[ky * b.wp + kx..].as_ptr(),
+                        rs: b.cs as isize,
+                        cs: 1,
+                    };
+                    // SAFETY: ys is cog x mw (row stride mw), private to
+                    // this task; lhs is inside `wtap`; the rhs view's last
+                    // element, (cg-1)*cs + ky*wp + kx + mw - 1, is inside
+                    // `xs` because cs >= (kh-1)*wp + kw-1 + mw.
+                    unsafe {
+                        gemm_raw(
+                            cog,
+                            b.mw,
+                            cg,
+                            ys.as_mut_ptr(),
+                            b.mw as isize,
+                            1,
+                            t > 0,
+                            lhs,
+                            rhs,
+                        )
+                    }
+                }
+                for co in 0..cog {
+                    let bv = bias.map_or(0.0, |bb| bb[gi * cog + co]);
+                    let yrow = &ys[co * b.mw..][..b.mw];
+                    for oy in oy0..oy1 {
+                        let src = &yrow[(oy - oy0) * b.wp..][..g.ow];
+                        // SAFETY: row oy of output channel gi*cog+co of image
+                        // n: inside `y`, disjoint between tasks (distinct
+                        // (n, band) pairs).
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                yp.get()
+                                    .add((n * g.cout + gi * cog + co) * opix + oy * g.ow),
+                                g.ow,
+                            )
+                        };
+                        for (d, v) in dst.iter_mut().zip(src) {
+                            *d = *v + bv;
+                        }
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// Tap-wise stride-1 input gradient: per band, the transposed taps scatter
+/// `W_tap^T * dY_wide` into a zero-padded band of `dx` (no col2im), which
+/// is then added to `dx`.
+fn taps_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let (cg, cog, taps, opix) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow);
+    let wtap = weights_by_tap(wt, g, false);
+    dx.fill(0.0);
+    let dxp = SendPtr(dx.as_mut_ptr());
+    // Bands at least kh-1 rows tall: then bands i and i+2 of an image touch
+    // disjoint input rows, so even and odd bands run in two phases (and
+    // each input row receives its bands' sums in band order).
+    let tasks = g.tap_tasks(g.kh - 1);
+    for phase in 0..2 {
+        let mut idx = 0;
+        let mut prev_n = usize::MAX;
+        let mine: Vec<_> = tasks
+            .iter()
+            .filter(|t| {
+                if t.0 != prev_n {
+                    prev_n = t.0;
+                    idx = 0;
+                }
+                idx += 1;
+                (idx - 1) % 2 == phase
+            })
+            .copied()
+            .collect();
+        mine.par_iter().for_each(|&(n, oy0, oy1)| {
+            let b = g.tap_band(oy0, oy1);
+            with_scratch(cg * b.cs + cog * b.mw, |s| {
+                let (dxs, dys) = s.split_at_mut(cg * b.cs);
+                for gi in 0..g.groups {
+                    for (co, row) in dys.chunks_exact_mut(b.mw).enumerate() {
+                        row.fill(0.0);
+                        let src = &dy[(n * g.cout + gi * cog + co) * opix..][..opix];
+                        for oy in oy0..oy1 {
+                            row[(oy - oy0) * b.wp..][..g.ow]
+                                .copy_from_slice(&src[oy * g.ow..][..g.ow]);
+                        }
+                    }
+                    dxs.fill(0.0);
+                    for t in 0..taps {
+                        let (ky, kx) = (t / g.kw, t % g.kw);
+                        let lhs = Mat {
+                            ptr: wtap[(gi * taps + t) * cog * cg..].as_ptr(),
+                            rs: cog as isize,
+                            cs: 1,
+                        };
+                        let rhs = Mat {
+                            ptr: dys.as_ptr(),
+                            rs: b.mw as isize,
+                            cs: 1,
+                        };
+                        // SAFETY: the dst view (cg x mw at ky*wp + kx, row
+                        // stride cs) is inside `dxs` as cs >= (kh-1)*wp +
+                        // kw-1 + mw, private to this task and disjoint from
+                        // `dys`; lhs is inside `wtap`.
+                        unsafe {
+                            gemm_raw(
+                                cg,
+                                b.mw,
+                                cog,
+                                dxs.as_mut_ptr().add(ky * b.wp + kx),
+                                b.cs as isize,
+                                1,
+                                true,
+                                lhs,
+                                rhs,
+                            )
+                        }
+                    }
+                    for c in 0..cg {
+                        let plane = (n * g.cin + gi * cg + c) * g.h * g.w;
+                        for pr in 0..b.r_in {
+                            let Some(iy) = (oy0 + pr).checked_sub(g.ph).filter(|&iy| iy < g.h)
+                            else {
+                                continue;
+                            };
+                            let src = &dxs[c * b.cs + pr * b.wp + g.pw..][..g.w];
+                            // SAFETY: row iy of input plane c of image n:
+                            // inside `dx`; tasks of one phase touch disjoint
+                            // input rows (see above).
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(dxp.get().add(plane + iy * g.w), g.w)
+                            };
+                            for (d, v) in dst.iter_mut().zip(src) {
+                                *d += *v;
+                            }
+                        }
+                    }
+                }
+            })
+        });
+    }
+}
+
+/// Tap-wise stride-1 weight gradient: per band, `dW_tap += dY_wide *
+/// X_shift^T` (one GEMM per tap, no im2col), partials summed in a fixed
+/// order by [`deterministic_sum`].
+fn taps_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
+    let (cg, cog, taps, opix) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow);
+    let tasks = g.tap_tasks(1);
+    // Accumulated as [group][tap][ci][co].
+    let total = deterministic_sum(&tasks, dw.len(), |acc, &(n, oy0, oy1)| {
+        let b = g.tap_band(oy0, oy1);
+        with_scratch(cg * b.cs + cog * b.mw, |s| {
+            let (xs, dyt) = s.split_at_mut(cg * b.cs);
+            for gi in 0..g.groups {
+                let x_img = &x[(n * g.cin + gi * cg) * g.h * g.w..][..cg * g.h * g.w];
+                load_band(x_img, g, oy0, &b, xs);
+                // dY band transposed: dyt[p * cog + co], zero off the rows.
+                dyt.fill(0.0);
+                for co in 0..cog {
+                    let src = &dy[(n * g.cout + gi * cog + co) * opix..][..opix];
+                    for oy in oy0..oy1 {
+                        let p0 = (oy - oy0) * b.wp;
+                        for (ox, v) in src[oy * g.ow..][..g.ow].iter().enumerate() {
+                            dyt[(p0 + ox) * cog + co] = *v;
+                        }
+                    }
+                }
+                for t in 0..taps {
+                    let (ky, kx) = (t / g.kw, t % g.kw);
+                    let lhs = Mat {
+                        ptr: dyt.as_ptr(),
+                        rs: 1,
+                        cs: cog as isize,
+                    };
+                    let rhs = Mat {
+                        ptr: xs[ky * b.wp + kx..].as_ptr(),
+                        rs: 1,
+                        cs: b.cs as isize,
+                    };
+                    let dst = acc[(gi * taps + t) * cg * cog..][..cg * cog].as_mut_ptr();
+                    // SAFETY: dst is this fold's private accumulator (cog x
+                    // cg, column stride cog); lhs is `dyt` (cog x mw); the rhs
+                    // view (mw x cg) is inside `xs` as cs >= (kh-1)*wp + kw-1
+                    // + mw.
+                    unsafe { gemm_raw(cog, cg, b.mw, dst, 1, cog as isize, true, lhs, rhs) }
+                }
+            }
+        })
+    });
+    for gi in 0..g.groups {
+        for t in 0..taps {
+            for ci in 0..cg {
+                for co in 0..cog {
+                    dw[((gi * cog + co) * cg + ci) * taps + t] =
+                        total[((gi * taps + t) * cg + ci) * cog + co];
+                }
+            }
+        }
+    }
+}
+
 /// Sums per-item partial results in an order fixed by the problem's shape
 /// (never by rayon's work stealing), so training is bit-reproducible: the
 /// same seed gives the same weights, and a resumed run equals an
@@ -498,6 +830,14 @@ pub(crate) fn conv2d_forward(
     if g.use_direct() {
         return direct_forward(x, wt, bias, g, y);
     }
+    if g.use_taps() {
+        return taps_forward(x, wt, bias, g, y);
+    }
+    im2col_forward(x, wt, bias, g, y)
+}
+
+/// The im2col + GEMM forward (any geometry).
+fn im2col_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let yp = SendPtr(y.as_mut_ptr());
     let tasks = g.tasks(1);
@@ -554,6 +894,14 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
     if g.use_direct() {
         return direct_backward_input(dy, wt, g, dx);
     }
+    if g.use_taps() {
+        return taps_backward_input(dy, wt, g, dx);
+    }
+    im2col_backward_input(dy, wt, g, dx)
+}
+
+/// The GEMM + col2im input gradient (any geometry).
+fn im2col_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     dx.fill(0.0);
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let dxp = SendPtr(dx.as_mut_ptr());
@@ -628,6 +976,14 @@ pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &m
     if g.use_direct() {
         return direct_backward_weight(x, dy, g, dw);
     }
+    if g.use_taps() {
+        return taps_backward_weight(x, dy, g, dw);
+    }
+    im2col_backward_weight(x, dy, g, dw)
+}
+
+/// The im2col + GEMM weight gradient (any geometry).
+fn im2col_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     let (k, cg, cog, opix) = (g.k(), g.cin_g(), g.cout_g(), g.oh * g.ow);
     let wl = g.w_len();
     let tasks = g.tasks(1);
@@ -706,6 +1062,71 @@ mod tests {
             }
         }
         y
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str, g: &ConvGeom) {
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-5 * scale,
+                "{what} [{i}]: {x} vs {y} for {g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tap_kernels_match_im2col() {
+        // (n, cin, cout, k, pad, groups, h, w): padding, groups, several
+        // bands per image (rows of 300 > TAP_BAND_PIXELS / 3), odd widths.
+        for &(n, cin, cout, k, p, groups, h, w) in &[
+            (3, 16, 8, 5, 0, 1, 25, 25),
+            (2, 8, 5, 3, 1, 1, 9, 300),
+            (1, 16, 6, 3, 2, 2, 7, 13),
+            (2, 9, 4, 4, 1, 1, 11, 10),
+            (1, 8, 3, 1, 1, 1, 6, 7),
+        ] {
+            let oh = h + 2 * p - k + 1;
+            let ow = w + 2 * p - k + 1;
+            let g = ConvGeom {
+                n,
+                cin,
+                h,
+                w,
+                cout,
+                kh: k,
+                kw: k,
+                sh: 1,
+                sw: 1,
+                ph: p,
+                pw: p,
+                groups,
+                oh,
+                ow,
+            };
+            assert!(g.use_taps(), "{g:?}");
+            let x: Vec<f32> = (0..g.x_len())
+                .map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0)
+                .collect();
+            let wt: Vec<f32> = (0..g.w_len())
+                .map(|i| ((i * 104729 % 37) as f32) / 18.0 - 1.0)
+                .collect();
+            let dy: Vec<f32> = (0..g.y_len())
+                .map(|i| ((i * 31 % 23) as f32) / 11.0 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.25 - 0.5).collect();
+            let (mut a, mut b) = (vec![0.0; g.y_len()], vec![0.0; g.y_len()]);
+            taps_forward(&x, &wt, Some(&bias), &g, &mut a);
+            im2col_forward(&x, &wt, Some(&bias), &g, &mut b);
+            close(&a, &b, "forward", &g);
+            let (mut a, mut b) = (vec![1.0; g.x_len()], vec![2.0; g.x_len()]);
+            taps_backward_input(&dy, &wt, &g, &mut a);
+            im2col_backward_input(&dy, &wt, &g, &mut b);
+            close(&a, &b, "backward input", &g);
+            let (mut a, mut b) = (vec![1.0; g.w_len()], vec![2.0; g.w_len()]);
+            taps_backward_weight(&x, &dy, &g, &mut a);
+            im2col_backward_weight(&x, &dy, &g, &mut b);
+            close(&a, &b, "backward weight", &g);
+        }
     }
 
     #[test]
