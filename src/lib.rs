@@ -31,6 +31,7 @@ pub mod eval;
 pub mod image;
 pub mod infer;
 pub mod io;
+mod kernels;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -47,17 +47,25 @@
 //! columns (vectorises over `x`); the horizontal pass gathers strips of
 //! [`STRIP`] rows, interleaved, so that the tap loop vectorises over rows.
 //! Rounding and the conversion to the output type are fused into each pass's
-//! stores and written branch-free so they vectorise too. Both passes are
+//! stores and written branch-free so they vectorise too. The inner loops
+//! live in the private `kernels` module, instantiated for baseline x86-64
+//! and for AVX2 (chosen at run time; 4-wide `f64`, no FMA). Work planes are
+//! `f32` wherever that is exact (a float image's samples; with MATLAB
+//! rounding, the integer-valued input and intermediate images), halving the
+//! memory traffic, and are kept per thread between calls. Both passes are
 //! parallel over rows with rayon (they run in the caller's rayon pool).
-//! Every output sample still adds its taps in ascending order in `f64`, so
-//! the optimisations do not change a single bit of the result.
+//! Every output sample still adds its taps in ascending order in `f64`, with
+//! separate multiplications and additions, so none of this changes a single
+//! bit of the result.
 
+use std::cell::Cell;
 use std::str::FromStr;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::image::Image;
+use crate::kernels::resample::{self as kernels, Isa, Sample};
 
 /// An interpolation kernel, as named by MATLAB's `imresize`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -420,77 +428,57 @@ fn border_index(i: isize, n: usize, border: Border) -> usize {
 
 /// Rows interleaved per horizontal-pass strip (the vector width of the tap
 /// loop).
-pub const STRIP: usize = 8;
-
-/// Columns per register block in the vertical pass.
-const XBLOCK: usize = 16;
-
-/// Samples per parallel task in element-wise conversions.
-const CHUNK: usize = 1 << 14;
+pub const STRIP: usize = kernels::STRIP;
 
 /// Output rows per parallel task in the vertical pass.
 const ROWS_PER_TASK: usize = 8;
 
 /// Resizes the height of a `w x tab.in_len` plane into `out`
-/// (`w x tab.out_len()`); `store(sums, dst)` converts a row of `f64` sums.
-fn pass_vertical<T, F>(
-    src: &[f64],
+/// (`w x tab.out_len()`); `store` converts each `f64` sum.
+fn pass_vertical<S, T, F>(
+    isa: Isa,
+    src: &[S],
     w: usize,
     tab: &AxisWeights,
     border: Border,
     out: &mut [T],
     store: F,
 ) where
+    S: Sample,
     T: Copy + Send,
-    F: Fn(&[f64], &mut [T]) + Sync,
+    F: Fn(f64) -> T + Sync,
 {
     let taps = tab.taps;
     out.par_chunks_mut(w * ROWS_PER_TASK)
         .enumerate()
         .for_each_init(
-            || (vec![0.0f64; w], vec![0usize; taps]),
-            |(acc, offs), (blk, oblk)| {
+            || vec![0usize; taps],
+            |offs, (blk, oblk)| {
                 for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
                     let y = blk * ROWS_PER_TASK + r;
                     let ws = &tab.weights[y * taps..(y + 1) * taps];
                     for (j, off) in offs.iter_mut().enumerate() {
                         *off = border_index(tab.left[y] + j as isize, tab.in_len, border) * w;
                     }
-                    // Blocks of XBLOCK columns keep their sums in registers
-                    // across the taps; each sample still adds its taps in
-                    // order.
-                    let full = w - w % XBLOCK;
-                    for x0 in (0..full).step_by(XBLOCK) {
-                        let mut sums = [0.0f64; XBLOCK];
-                        for (&wt, &off) in ws.iter().zip(offs.iter()) {
-                            let row: &[f64; XBLOCK] = src[off + x0..off + x0 + XBLOCK]
-                                .try_into()
-                                .expect("block of XBLOCK");
-                            for i in 0..XBLOCK {
-                                sums[i] += wt * row[i];
-                            }
-                        }
-                        acc[x0..x0 + XBLOCK].copy_from_slice(&sums);
-                    }
-                    for (x, a) in acc.iter_mut().enumerate().skip(full) {
-                        let mut sum = 0.0;
-                        for (&wt, &off) in ws.iter().zip(offs.iter()) {
-                            sum += wt * src[off + x];
-                        }
-                        *a = sum;
-                    }
-                    store(acc, orow);
+                    kernels::vertical_row(isa, src, offs, ws, orow, &store);
                 }
             },
         );
 }
 
 /// Resizes the width of a `tab.in_len x h` plane into `out`
-/// (`tab.out_len() x h`); `store(sums, dst)` converts a block of `f64` sums.
-fn pass_horizontal<T, F>(src: &[f64], tab: &AxisWeights, border: Border, out: &mut [T], store: F)
-where
+/// (`tab.out_len() x h`); `store` converts each `f64` sum.
+fn pass_horizontal<S, T, F>(
+    isa: Isa,
+    src: &[S],
+    tab: &AxisWeights,
+    border: Border,
+    out: &mut [T],
+    store: F,
+) where
+    S: Sample,
     T: Copy + Send,
-    F: Fn(&[f64], &mut [T]) + Sync,
+    F: Fn(f64) -> T + Sync,
 {
     let w_in = tab.in_len;
     let w_out = tab.out_len();
@@ -501,40 +489,22 @@ where
     let pmap: Vec<usize> = (pmin..pmax)
         .map(|p| border_index(p, w_in, border))
         .collect();
+    let base: Vec<usize> = tab.left.iter().map(|&l| (l - pmin) as usize).collect();
+    let plan = kernels::HorizontalPlan {
+        w_in,
+        pmap: &pmap,
+        base: &base,
+        taps,
+        weights: &tab.weights,
+    };
     let plen = pmap.len();
     out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
         || (vec![0.0f64; plen * STRIP], vec![0.0f64; w_out * STRIP]),
         |(strip, sums), (blk, oblk)| {
             let y0 = blk * STRIP;
             let nrows = oblk.len() / w_out;
-            // Gather: strip[p * STRIP + r] = row r at padded position p.
-            for r in 0..STRIP {
-                if r < nrows {
-                    let row = &src[(y0 + r) * w_in..(y0 + r + 1) * w_in];
-                    for (cell, &ix) in strip.chunks_exact_mut(STRIP).zip(&pmap) {
-                        cell[r] = row[ix];
-                    }
-                } else {
-                    for cell in strip.chunks_exact_mut(STRIP) {
-                        cell[r] = 0.0;
-                    }
-                }
-            }
-            for (x, ws) in tab.weights.chunks_exact(taps).enumerate() {
-                let base = (tab.left[x] - pmin) as usize * STRIP;
-                let s = &strip[base..base + taps * STRIP];
-                let mut acc = [0.0f64; STRIP];
-                for (&wt, cell) in ws.iter().zip(s.chunks_exact(STRIP)) {
-                    let cell: &[f64; STRIP] = cell.try_into().expect("chunk of STRIP");
-                    for r in 0..STRIP {
-                        acc[r] += wt * cell[r];
-                    }
-                }
-                for (r, &a) in acc.iter().enumerate() {
-                    sums[r * w_out + x] = a;
-                }
-            }
-            store(&sums[..oblk.len()], oblk);
+            let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+            kernels::horizontal_strip(isa, &plan, rows, strip, sums, oblk, &store);
         },
     );
 }
@@ -569,6 +539,18 @@ fn round_saturate(v: f64, max: f64) -> f64 {
 /// Fails with [`Error::InvalidParameter`] on a non-finite or non-positive
 /// scale, an empty target size, or an invalid cubic parameter.
 pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result<Image> {
+    resize_with(img, target, opts, Isa::detect())
+}
+
+/// [`resize`] with the kernels' instruction-set level chosen by the caller
+/// (tests compare the levels bit for bit; an unsupported level falls back to
+/// the scalar code).
+pub(crate) fn resize_with(
+    img: &Image,
+    target: ResizeTarget,
+    opts: &ResizeOptions,
+    isa: Isa,
+) -> Result<Image> {
     if let Kernel::Cubic { a } = opts.kernel {
         if !a.is_finite() {
             return Err(Error::invalid("kernel", format!("cubic a = {a}")));
@@ -599,88 +581,144 @@ pub fn resize(img: &Image, target: ResizeTarget, opts: &ResizeOptions) -> Result
     // Work in integer units for integer depths (exact for 8/16-bit data).
     let m = unit.unwrap_or(1.0);
     let round_between = opts.matlab_rounding && unit.is_some();
-    // Slice-level conversions, each a simple loop that vectorises.
-    let to_work = |src: &[f32], dst: &mut [f64]| {
-        if round_between {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = round_saturate(f64::from(v) * m, m);
-            }
-        } else {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = f64::from(v) * m;
-            }
-        }
-    };
-    let inter = |src: &[f64], dst: &mut [f64]| {
-        if round_between {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = round_saturate(v, m);
-            }
-        } else {
-            dst.copy_from_slice(src);
-        }
-    };
     // `(k * (1 / m)) as f32 == (k / m) as f32` for every integer `k` in
     // `0..=m` of both integer depths (checked by a unit test), so the
     // multiplication gives the canonical `k / m` samples without a division.
     let inv_m = 1.0 / m;
-    let finish = |src: &[f64], dst: &mut [f32]| {
+    let finish = |v: f64| -> f32 {
         if unit.is_some() {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = (round_saturate(v, m) * inv_m) as f32;
-            }
+            (round_saturate(v, m) * inv_m) as f32
         } else {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = v as f32;
-            }
+            v as f32
         }
     };
-    let run = |vertical: bool, tab: &AxisWeights, src: &[f64], w: usize, out: &mut [f64]| {
-        if vertical {
-            pass_vertical(src, w, tab, opts.border, out, inter);
-        } else {
-            pass_horizontal(src, tab, opts.border, out, inter);
-        }
+    let plan = PlanePlan {
+        isa,
+        passes: &passes,
+        in_w,
+        in_h,
+        border: opts.border,
     };
 
     let n_out = out_w * out_h;
     let mut data = vec![0.0f32; n_out * img.channels()];
-    let mut src: Vec<f64> = Vec::new();
-    let mut mid: Vec<f64> = Vec::new();
-    for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
-        src.resize(plane.len(), 0.0);
-        src.par_chunks_mut(CHUNK)
-            .zip(plane.par_chunks(CHUNK))
-            .for_each(|(d, p)| to_work(p, d));
-        match (passes.first(), passes.get(1)) {
+    // Work samples are stored as `f32` wherever that is exact: a float
+    // image's own samples (`v * 1`), and with MATLAB rounding the integers
+    // `0..=65535` of the input and of the intermediate image. Only unrounded
+    // integer-depth work keeps `f64` planes.
+    if unit.is_none() {
+        let [mut mid, spare] = SCRATCH_F64.take();
+        for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
+            plan.run(plane, &mut mid, |v| v, finish, dst);
+        }
+        SCRATCH_F64.set(keep([mid, spare]));
+    } else if round_between {
+        let [mut src, mut mid] = SCRATCH_F32.take();
+        let to_work = |v: f32| round_saturate(f64::from(v) * m, m) as f32;
+        for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
+            src.resize(plane.len(), 0.0);
+            src.par_chunks_mut(CHUNK)
+                .zip(plane.par_chunks(CHUNK))
+                .for_each(|(d, p)| kernels::map(isa, p, d, &to_work));
+            plan.run(&src, &mut mid, |v| round_saturate(v, m) as f32, finish, dst);
+        }
+        SCRATCH_F32.set(keep([src, mid]));
+    } else {
+        let [mut src, mut mid] = SCRATCH_F64.take();
+        let to_work = |v: f32| f64::from(v) * m;
+        for (plane, dst) in img.planes().zip(data.chunks_exact_mut(n_out)) {
+            src.resize(plane.len(), 0.0);
+            src.par_chunks_mut(CHUNK)
+                .zip(plane.par_chunks(CHUNK))
+                .for_each(|(d, p)| kernels::map(isa, p, d, &to_work));
+            plan.run(&src, &mut mid, |v| v, finish, dst);
+        }
+        SCRATCH_F64.set(keep([src, mid]));
+    }
+    Image::from_planar(out_w, out_h, img.channels(), depth, data)
+}
+
+thread_local! {
+    /// Work planes kept between [`resize`] calls on this thread: the page
+    /// faults of fresh multi-megabyte buffers cost as much as a pass. Taken
+    /// out of the cell while in use, so a re-entrant call (rayon may run
+    /// another `resize` on this thread while this one waits) just allocates.
+    static SCRATCH_F32: Cell<[Vec<f32>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
+    /// As [`SCRATCH_F32`], for the `f64` work planes.
+    static SCRATCH_F64: Cell<[Vec<f64>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Largest scratch plane kept for the next call, in bytes.
+const MAX_KEPT_BYTES: usize = 64 << 20;
+
+/// The scratch planes worth keeping: each one is freed if over
+/// [`MAX_KEPT_BYTES`].
+fn keep<T, const N: usize>(planes: [Vec<T>; N]) -> [Vec<T>; N] {
+    planes.map(|v| {
+        if v.capacity() * std::mem::size_of::<T>() > MAX_KEPT_BYTES {
+            Vec::new()
+        } else {
+            v
+        }
+    })
+}
+
+/// Samples per parallel task in element-wise conversions.
+const CHUNK: usize = 1 << 14;
+
+/// The passes of one [`resize`] call, run plane by plane.
+struct PlanePlan<'a> {
+    isa: Isa,
+    passes: &'a [(bool, &'a AxisWeights)],
+    in_w: usize,
+    in_h: usize,
+    border: Border,
+}
+
+impl PlanePlan<'_> {
+    /// Resizes one plane of work samples `src` into `dst`: `inter` stores
+    /// the intermediate image into `mid` (reused between planes), `finish`
+    /// stores the output samples.
+    fn run<S, M, I, F>(&self, src: &[S], mid: &mut Vec<M>, inter: I, finish: F, dst: &mut [f32])
+    where
+        S: Sample,
+        M: Sample,
+        I: Fn(f64) -> M + Sync,
+        F: Fn(f64) -> f32 + Sync,
+    {
+        let (isa, border, in_w, in_h) = (self.isa, self.border, self.in_w, self.in_h);
+        match (self.passes.first(), self.passes.get(1)) {
             (None, _) => dst
                 .par_chunks_mut(CHUNK)
                 .zip(src.par_chunks(CHUNK))
-                .for_each(|(d, s)| finish(s, d)),
-            (Some((vertical, tab)), None) => {
-                if *vertical {
-                    pass_vertical(&src, in_w, tab, opts.border, dst, finish);
+                .for_each(|(d, s)| kernels::map(isa, s, d, &|v: S| finish(v.to_f64()))),
+            (Some(&(vertical, tab)), None) => {
+                if vertical {
+                    pass_vertical(isa, src, in_w, tab, border, dst, finish);
                 } else {
-                    pass_horizontal(&src, tab, opts.border, dst, finish);
+                    pass_horizontal(isa, src, tab, border, dst, finish);
                 }
             }
-            (Some((v1, t1)), Some((v2, t2))) => {
-                let (mw, mh) = if *v1 {
+            (Some(&(v1, t1)), Some(&(v2, t2))) => {
+                let (mw, mh) = if v1 {
                     (in_w, t1.out_len())
                 } else {
                     (t1.out_len(), in_h)
                 };
-                mid.resize(mw * mh, 0.0);
-                run(*v1, t1, &src, in_w, &mut mid);
-                if *v2 {
-                    pass_vertical(&mid, mw, t2, opts.border, dst, finish);
+                mid.resize(mw * mh, M::default());
+                if v1 {
+                    pass_vertical(isa, src, in_w, t1, border, mid, inter);
                 } else {
-                    pass_horizontal(&mid, t2, opts.border, dst, finish);
+                    pass_horizontal(isa, src, t1, border, mid, inter);
+                }
+                if v2 {
+                    pass_vertical(isa, mid, mw, t2, border, dst, finish);
+                } else {
+                    pass_horizontal(isa, mid, t2, border, dst, finish);
                 }
             }
         }
     }
-    Image::from_planar(out_w, out_h, img.channels(), depth, data)
 }
 
 /// Convenience: MATLAB's `imresize(img, scale, 'bicubic')` with default
@@ -982,6 +1020,79 @@ mod tests {
         assert_eq!(out.channels(), 4);
         let q = (0.5f64 * 65535.0).round() / 65535.0;
         assert!(out.data().iter().all(|&v| v == q as f32));
+    }
+
+    /// The AVX2 kernels and the scalar fallback give the same bits, on odd
+    /// sizes (partial register blocks and strips), every kernel, both
+    /// borders, up- and downscales, all depths, with and without rounding.
+    #[test]
+    fn isa_instances_are_bit_identical() {
+        if !Isa::Avx2.is_supported() {
+            eprintln!("AVX2 not available: only the scalar instance exists here");
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let sizes = [(1, 1), (3, 7), (37, 29), (67, 41)];
+        let targets = [
+            ResizeTarget::Scale(0.3),
+            ResizeTarget::Scale(1.0 / 3.0),
+            ResizeTarget::Scale(2.0),
+            ResizeTarget::Scale(3.7),
+            ResizeTarget::Size {
+                width: 71,
+                height: 13,
+            },
+            ResizeTarget::Size {
+                width: 5,
+                height: 50,
+            },
+        ];
+        let mut checked = 0;
+        for (w, h) in sizes {
+            for depth in [BitDepth::U8, BitDepth::U16, BitDepth::F32] {
+                let data: Vec<f32> = (0..w * h * 2)
+                    .map(|_| {
+                        let r = next();
+                        match depth.max_value() {
+                            Some(m) => ((r % (m as u64 + 1)) as f64 / m) as f32,
+                            None => (r % 100_000) as f32 / 70_000.0 - 0.2,
+                        }
+                    })
+                    .collect();
+                let img = Image::from_planar(w, h, 2, depth, data).unwrap();
+                for k in ALL_KERNELS {
+                    for border in [Border::Replicate, Border::Symmetric] {
+                        for matlab_rounding in [true, false] {
+                            let opts = ResizeOptions {
+                                kernel: k,
+                                border,
+                                matlab_rounding,
+                                antialias: true,
+                            };
+                            for target in targets {
+                                let a = resize_with(&img, target, &opts, Isa::Scalar).unwrap();
+                                let b = resize_with(&img, target, &opts, Isa::Avx2).unwrap();
+                                let bits = |i: &Image| -> Vec<u32> {
+                                    i.data().iter().map(|v| v.to_bits()).collect()
+                                };
+                                assert_eq!(
+                                    bits(&a),
+                                    bits(&b),
+                                    "{w}x{h} {depth:?} {k:?} {border:?} {matlab_rounding} {target:?}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 3 * 6 * 2 * 2 * 6);
     }
 
     proptest! {

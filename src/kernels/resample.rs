@@ -1,0 +1,338 @@
+//! Per-ISA inner loops of [`crate::resample`], behind safe dispatchers.
+//!
+//! Every kernel is written once, as safe generic Rust (`*_body`), and
+//! instantiated twice: plainly (the scalar / baseline-x86-64 fallback, which
+//! SSE2 vectorises 2-wide) and inside an `#[target_feature(enable = "avx2")]`
+//! wrapper, where LLVM vectorises the same code 4-wide over `f64`. The
+//! dispatchers pick the AVX2 instance only when the CPU reports AVX2 at run
+//! time ([`Isa::detect`], re-checked on every call, so no [`Isa`] value can
+//! make them run an unsupported instruction).
+//!
+//! # Same bits on every ISA
+//!
+//! FMA is deliberately **not** enabled with AVX2, and Rust never contracts
+//! `a * b + c` into a fused multiply-add by itself: each output sample is the
+//! same sequence of separately rounded `f64` multiplications and additions,
+//! taps in ascending order, in both instances. Vectorisation only runs
+//! independent samples side by side, so the scalar and AVX2 results are
+//! identical to the last bit (tested in `resample`'s unit tests).
+
+/// A stored sample type the passes read: `f32` or `f64`, widened exactly.
+pub(crate) trait Sample: Copy + Default + Send + Sync + 'static {
+    /// Widens to `f64` (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl Sample for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Sample for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// An instruction-set level the kernels have an instance for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// Portable code (SSE2 on baseline x86-64).
+    Scalar,
+    /// x86 AVX2 (without FMA).
+    Avx2,
+}
+
+impl Isa {
+    /// The best level this CPU supports.
+    pub(crate) fn detect() -> Isa {
+        if Isa::Avx2.is_supported() {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        }
+    }
+
+    /// Whether this CPU can run the level's instance (cached by std after
+    /// the first query).
+    #[inline]
+    pub(crate) fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+            Isa::Avx2 => false,
+        }
+    }
+
+    /// True when the AVX2 instance should run.
+    #[inline]
+    fn use_avx2(self) -> bool {
+        self == Isa::Avx2 && self.is_supported()
+    }
+}
+
+/// Columns per register block of [`vertical_row`] for the scalar instance
+/// (8 SSE2 registers of sums).
+const XBLOCK_SCALAR: usize = 16;
+/// Columns per register block for the AVX2 instance (8 YMM registers of
+/// sums, enough independent additions to hide their latency).
+const XBLOCK_AVX2: usize = 32;
+
+/// One output row of the vertical pass:
+/// `out[x] = store(sum_j ws[j] * src[offs[j] + x])`, taps `j` ascending,
+/// each sum starting from `0.0`.
+///
+/// Panics if some `offs[j] + out.len() > src.len()` or `offs` is shorter than
+/// `ws`.
+pub(crate) fn vertical_row<S, T, F>(
+    isa: Isa,
+    src: &[S],
+    offs: &[usize],
+    ws: &[f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    if isa.use_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        unsafe { vertical_row_avx2(src, offs, ws, out, store) };
+        return;
+    }
+    let _ = isa;
+    vertical_row_body::<S, T, F, XBLOCK_SCALAR>(src, offs, ws, out, store);
+}
+
+/// [`vertical_row_body`] compiled for AVX2 (no FMA).
+///
+/// # Safety
+///
+/// The CPU must support AVX2. All other requirements are checked (the body
+/// is safe code).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[target_feature(enable = "avx2")]
+unsafe fn vertical_row_avx2<S, T, F>(
+    src: &[S],
+    offs: &[usize],
+    ws: &[f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    vertical_row_body::<S, T, F, XBLOCK_AVX2>(src, offs, ws, out, store);
+}
+
+#[inline(always)]
+fn vertical_row_body<S, T, F, const XB: usize>(
+    src: &[S],
+    offs: &[usize],
+    ws: &[f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    let w = out.len();
+    let offs = &offs[..ws.len()];
+    // One up-front check lets the block loads below skip theirs.
+    assert!(offs.iter().all(|&o| o + w <= src.len()));
+    let full = w - w % XB;
+    for x0 in (0..full).step_by(XB) {
+        // Sums stay in registers across the taps.
+        let mut sums = [0.0f64; XB];
+        for (&wt, &off) in ws.iter().zip(offs) {
+            let row: &[S; XB] = src[off + x0..off + x0 + XB]
+                .try_into()
+                .expect("block of XB");
+            for i in 0..XB {
+                sums[i] += wt * row[i].to_f64();
+            }
+        }
+        map_body(&sums, &mut out[x0..x0 + XB], store);
+    }
+    if full < w {
+        let mut sums = [0.0f64; XB];
+        let rem = w - full;
+        for (&wt, &off) in ws.iter().zip(offs) {
+            let row = &src[off + full..off + w];
+            for (s, &v) in sums[..rem].iter_mut().zip(row) {
+                *s += wt * v.to_f64();
+            }
+        }
+        map_body(&sums[..rem], &mut out[full..], store);
+    }
+}
+
+/// Rows interleaved per horizontal-pass strip (the vector width of its tap
+/// loop): two AVX2 or four SSE2 registers of sums.
+pub(crate) const STRIP: usize = 8;
+
+/// What [`horizontal_strip`] needs to know about the horizontal axis.
+pub(crate) struct HorizontalPlan<'a> {
+    /// Input row length.
+    pub w_in: usize,
+    /// Input column of every padded position (the border rule applied).
+    pub pmap: &'a [usize],
+    /// First padded position of each output's taps.
+    pub base: &'a [usize],
+    /// Taps per output.
+    pub taps: usize,
+    /// Weights, `base.len() * taps`.
+    pub weights: &'a [f64],
+}
+
+/// One strip of up to [`STRIP`] rows of the horizontal pass.
+///
+/// `rows` holds `nrows = out.len() / base.len()` consecutive input rows of
+/// `w_in` samples. Output `x` of row `r` is the sum over taps `j`
+/// (ascending, from `0.0`) of `weights[x * taps + j] * rows[r][pmap[base[x]
+/// + j]]`, stored through `store`. `strip` (`pmap.len() * STRIP`) and `sums`
+/// (`STRIP * base.len()`) are scratch.
+///
+/// Panics if the slices are inconsistent (out of bounds).
+pub(crate) fn horizontal_strip<S, T, F>(
+    isa: Isa,
+    plan: &HorizontalPlan<'_>,
+    rows: &[S],
+    strip: &mut [f64],
+    sums: &mut [f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    if isa.use_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        unsafe { horizontal_strip_avx2(plan, rows, strip, sums, out, store) };
+        return;
+    }
+    let _ = isa;
+    horizontal_strip_body(plan, rows, strip, sums, out, store);
+}
+
+/// [`horizontal_strip_body`] compiled for AVX2 (no FMA).
+///
+/// # Safety
+///
+/// The CPU must support AVX2. All other requirements are checked (the body
+/// is safe code).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[target_feature(enable = "avx2")]
+unsafe fn horizontal_strip_avx2<S, T, F>(
+    plan: &HorizontalPlan<'_>,
+    rows: &[S],
+    strip: &mut [f64],
+    sums: &mut [f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    horizontal_strip_body(plan, rows, strip, sums, out, store);
+}
+
+#[inline(always)]
+fn horizontal_strip_body<S, T, F>(
+    plan: &HorizontalPlan<'_>,
+    rows: &[S],
+    strip: &mut [f64],
+    sums: &mut [f64],
+    out: &mut [T],
+    store: &F,
+) where
+    S: Sample,
+    F: Fn(f64) -> T,
+{
+    let w_in = plan.w_in;
+    let w_out = plan.base.len();
+    let taps = plan.taps;
+    let nrows = out.len() / w_out;
+    let strip = &mut strip[..plan.pmap.len() * STRIP];
+    // Gather: strip[p * STRIP + r] = row r at padded position p.
+    for r in 0..STRIP {
+        if r < nrows {
+            let row = &rows[r * w_in..(r + 1) * w_in];
+            for (cell, &ix) in strip.chunks_exact_mut(STRIP).zip(plan.pmap) {
+                cell[r] = row[ix].to_f64();
+            }
+        } else {
+            for cell in strip.chunks_exact_mut(STRIP) {
+                cell[r] = 0.0;
+            }
+        }
+    }
+    let sums = &mut sums[..STRIP * w_out];
+    for (x, (ws, &b)) in plan.weights.chunks_exact(taps).zip(plan.base).enumerate() {
+        let s = &strip[b * STRIP..(b + taps) * STRIP];
+        let mut acc = [0.0f64; STRIP];
+        for (&wt, cell) in ws.iter().zip(s.chunks_exact(STRIP)) {
+            let cell: &[f64; STRIP] = cell.try_into().expect("chunk of STRIP");
+            for r in 0..STRIP {
+                acc[r] += wt * cell[r];
+            }
+        }
+        for (r, &a) in acc.iter().enumerate() {
+            sums[r * w_out + x] = a;
+        }
+    }
+    map_body(&sums[..out.len()], out, store);
+}
+
+/// `f` applied element-wise: `dst[i] = f(src[i])` (a conversion loop that
+/// vectorises, 4-wide with AVX2).
+///
+/// Panics if the lengths differ.
+pub(crate) fn map<A, B, F>(isa: Isa, src: &[A], dst: &mut [B], f: &F)
+where
+    A: Copy,
+    F: Fn(A) -> B,
+{
+    assert_eq!(src.len(), dst.len());
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    if isa.use_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        unsafe { map_avx2(src, dst, f) };
+        return;
+    }
+    let _ = isa;
+    map_body(src, dst, f);
+}
+
+/// [`map_body`] compiled for AVX2 (no FMA).
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[target_feature(enable = "avx2")]
+unsafe fn map_avx2<A, B, F>(src: &[A], dst: &mut [B], f: &F)
+where
+    A: Copy,
+    F: Fn(A) -> B,
+{
+    map_body(src, dst, f);
+}
+
+#[inline(always)]
+fn map_body<A, B, F>(src: &[A], dst: &mut [B], f: &F)
+where
+    A: Copy,
+    F: Fn(A) -> B,
+{
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f(s);
+    }
+}
