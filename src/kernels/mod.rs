@@ -3,3 +3,4 @@
 //! CPU detection.
 
 pub(crate) mod resample;
+pub(crate) mod ssim;

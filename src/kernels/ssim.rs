@@ -1,0 +1,485 @@
+//! Per-ISA inner loops of the separable SSIM filter in [`crate::metrics`],
+//! behind safe dispatchers.
+//!
+//! Two kernels, each written once as safe generic Rust (`*_body`) and
+//! instantiated twice:
+//!
+//! * [`moments_row`]: one input row of a tile → the horizontally filtered
+//!   rows of the four moment maps `x`, `y`, `x² + y²`, `xy`;
+//! * [`ssim_row`]: the vertical filter of those maps over a `K`-row window
+//!   and the SSIM formula, one output row of the SSIM map.
+//!
+//! The scalar instance (baseline x86-64: SSE2, 2-wide) multiplies and adds
+//! separately. The AVX2 + FMA instance (`#[target_feature(enable =
+//! "avx2,fma")]`, chosen at run time by [`SsimIsa::detect`] and re-checked on
+//! every call) compiles the same body with `mul_add` where the scalar one
+//! has `a * b + c`: LLVM vectorises it 4-wide and fuses the
+//! multiply-additions. The two instances therefore differ in the last bits
+//! (each fused multiply-add rounds once instead of twice); the unit tests
+//! require them to agree to 1e-12 relative on odd sizes.
+//!
+//! Both instances sum the taps in the same order, so on a given CPU the
+//! result does not depend on how the image is split into tiles or threads.
+
+/// An instruction-set level the SSIM kernels have an instance for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SsimIsa {
+    /// Portable code, separate multiply and add (SSE2 on baseline x86-64).
+    Scalar,
+    /// x86 AVX2 with FMA: 4-wide `f64`, fused multiply-add.
+    Avx2Fma,
+}
+
+impl SsimIsa {
+    /// The best level this CPU supports.
+    pub(crate) fn detect() -> SsimIsa {
+        if SsimIsa::Avx2Fma.is_supported() {
+            SsimIsa::Avx2Fma
+        } else {
+            SsimIsa::Scalar
+        }
+    }
+
+    /// Whether this CPU can run the level's instance (cached by std after
+    /// the first query).
+    #[inline]
+    pub(crate) fn is_supported(self) -> bool {
+        match self {
+            SsimIsa::Scalar => true,
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            SsimIsa::Avx2Fma => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+            SsimIsa::Avx2Fma => false,
+        }
+    }
+
+    /// True when the AVX2 + FMA instance should run.
+    #[inline]
+    #[allow(dead_code)] // unused on non-x86 targets
+    fn use_avx2_fma(self) -> bool {
+        self == SsimIsa::Avx2Fma && self.is_supported()
+    }
+}
+
+/// Number of moment maps: `x`, `y`, `x² + y²`, `xy`.
+pub(crate) const MOMENTS: usize = 4;
+
+/// Output columns per block of [`moments_row`] (all four moments of a block
+/// are filtered together, in registers); callers pad row widths to a
+/// multiple of it.
+pub(crate) const H_LANES: usize = 8;
+
+/// Output columns per block of [`ssim_row`] for the scalar instance: two
+/// `f64` are one SSE2 register, so the four moment sums never spill.
+const V_LANES_SCALAR: usize = 2;
+/// Output columns per block of [`ssim_row`] for the AVX2 + FMA instance: one
+/// YMM register per moment.
+const V_LANES_AVX2: usize = 4;
+
+/// `a * b + c`, rounded once or twice depending on the instance.
+trait MulAdd {
+    fn mul_add(a: f64, b: f64, c: f64) -> f64;
+}
+
+/// `a * b + c` with two roundings (what baseline targets do fast).
+struct Separate;
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
+        a * b + c
+    }
+}
+
+/// Fused multiply-add, one rounding. Only used inside `fma` functions,
+/// where it is one instruction (elsewhere it would be a libm call).
+#[allow(dead_code)] // unused on non-x86 targets
+struct Fused;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
+        a.mul_add(b, c)
+    }
+}
+
+/// One input row of a tile, horizontally filtered into the four moment maps.
+///
+/// With `n = width` output columns and the symmetric kernel `g`:
+/// `dst[m * S + i] = sum_k g[k] * v_m[i + k]` for `i < n`, where `v_0 = x`,
+/// `v_1 = y`, `v_2 = x² + y²`, `v_3 = xy`. `scratch` receives `v_2` and
+/// `v_3`.
+///
+/// Panics unless `n` is a multiple of [`H_LANES`] and at most `S`, `x` and
+/// `y` hold at least `n + K - 1` samples, `scratch` at least `2 (n + K - 1)`
+/// and `dst` at least `MOMENTS * S`.
+pub(crate) fn moments_row<const K: usize, const S: usize>(
+    isa: SsimIsa,
+    g: &[f64; K],
+    n: usize,
+    x: &[f64],
+    y: &[f64],
+    scratch: &mut [f64],
+    dst: &mut [f64],
+) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    if isa.use_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked by `use_avx2_fma`).
+        unsafe { moments_row_avx2_fma::<K, S>(g, n, x, y, scratch, dst) };
+        return;
+    }
+    let _ = isa;
+    moments_row_body::<Separate, K, S>(g, n, x, y, scratch, dst);
+}
+
+/// [`moments_row_body`] compiled for AVX2 + FMA, with fused multiply-adds.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA. All other requirements are checked
+/// (the body is safe code).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn moments_row_avx2_fma<const K: usize, const S: usize>(
+    g: &[f64; K],
+    n: usize,
+    x: &[f64],
+    y: &[f64],
+    scratch: &mut [f64],
+    dst: &mut [f64],
+) {
+    moments_row_body::<Fused, K, S>(g, n, x, y, scratch, dst);
+}
+
+#[inline(always)]
+fn moments_row_body<M: MulAdd, const K: usize, const S: usize>(
+    g: &[f64; K],
+    n: usize,
+    x: &[f64],
+    y: &[f64],
+    scratch: &mut [f64],
+    dst: &mut [f64],
+) {
+    assert!(n % H_LANES == 0 && n <= S, "row width {n}");
+    let len = n + K - 1;
+    let (x, y) = (&x[..len], &y[..len]);
+    let (sq, xy) = scratch[..2 * len].split_at_mut(len);
+    for (((s, p), &a), &b) in sq.iter_mut().zip(xy.iter_mut()).zip(x).zip(y) {
+        *s = M::mul_add(a, a, b * b);
+        *p = a * b;
+    }
+    let (sq, xy) = (&*sq, &*xy);
+    let dst = &mut dst[..MOMENTS * S];
+    let mid = K / 2;
+    for j in (0..n).step_by(H_LANES) {
+        // The four moments of one block together: independent sums that
+        // hide the latency of each one's chain of multiply-adds.
+        let mut acc = [[0.0; H_LANES]; MOMENTS];
+        for (m, src) in [x, y, sq, xy].into_iter().enumerate() {
+            let w = &src[j..j + H_LANES + K - 1];
+            let a = &mut acc[m];
+            for l in 0..H_LANES {
+                a[l] = g[mid] * w[mid + l];
+            }
+            for k in 0..mid {
+                for l in 0..H_LANES {
+                    a[l] = M::mul_add(g[k], w[k + l] + w[K - 1 - k + l], a[l]);
+                }
+            }
+        }
+        for (m, a) in acc.iter().enumerate() {
+            dst[m * S + j..m * S + j + H_LANES].copy_from_slice(a);
+        }
+    }
+}
+
+/// Constants of the SSIM formula.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SsimConstants {
+    /// `(K1 L)²`.
+    pub c1: f64,
+    /// `(K2 L)²`.
+    pub c2: f64,
+    /// Factor applied to the (co)variances (`1` for population statistics,
+    /// `N / (N − 1)` for sample statistics).
+    pub cov_norm: f64,
+}
+
+/// One output row of the SSIM map from a window of `K` horizontally filtered
+/// rows.
+///
+/// `win` holds `K` consecutive ring slots of `MOMENTS * S` samples, each as
+/// [`moments_row`] writes them (moment `m` at offset `m * S`). For `i < n`:
+/// `μ_m = sum_k g[k] * win[k * MOMENTS * S + m * S + i]`, and
+/// `map[i] = ((2 μx μy + c1)(2 c (μxy − μx μy) + c2)) /
+/// ((μx² + μy² + c1)(c (μsq − μx² − μy²) + c2))` with `c = cov_norm`.
+///
+/// Panics unless `n` is a multiple of [`H_LANES`] and at most `S`, `win`
+/// holds at least `K * MOMENTS * S` samples and `map` at least `n`.
+pub(crate) fn ssim_row<const K: usize, const S: usize>(
+    isa: SsimIsa,
+    g: &[f64; K],
+    n: usize,
+    k: SsimConstants,
+    win: &[f64],
+    map: &mut [f64],
+) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    if isa.use_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked by `use_avx2_fma`).
+        unsafe { ssim_row_avx2_fma::<K, S>(g, n, k, win, map) };
+        return;
+    }
+    let _ = isa;
+    ssim_row_body::<Separate, K, S, V_LANES_SCALAR>(g, n, k, win, map);
+}
+
+/// [`ssim_row_body`] compiled for AVX2 + FMA, with fused multiply-adds.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA. All other requirements are checked
+/// (the body is safe code).
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ssim_row_avx2_fma<const K: usize, const S: usize>(
+    g: &[f64; K],
+    n: usize,
+    k: SsimConstants,
+    win: &[f64],
+    map: &mut [f64],
+) {
+    ssim_row_body::<Fused, K, S, V_LANES_AVX2>(g, n, k, win, map);
+}
+
+/// `sum_k g[k] * col[k * MOMENTS * S + at + l]` for `l < V`, folded
+/// (`g[k] (a + b)` for the symmetric pairs).
+#[inline(always)]
+fn filter_col<M: MulAdd, const K: usize, const S: usize, const V: usize>(
+    col: &[f64],
+    at: usize,
+    g: &[f64; K],
+) -> [f64; V] {
+    let slot = MOMENTS * S;
+    let mid = K / 2;
+    let col = &col[at..at + (K - 1) * slot + V];
+    let mut acc = [0.0; V];
+    for l in 0..V {
+        acc[l] = g[mid] * col[mid * slot + l];
+    }
+    for k in 0..mid {
+        for l in 0..V {
+            acc[l] = M::mul_add(
+                g[k],
+                col[k * slot + l] + col[(K - 1 - k) * slot + l],
+                acc[l],
+            );
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn ssim_row_body<M: MulAdd, const K: usize, const S: usize, const V: usize>(
+    g: &[f64; K],
+    n: usize,
+    k: SsimConstants,
+    win: &[f64],
+    map: &mut [f64],
+) {
+    assert!(
+        n % H_LANES == 0 && n <= S && H_LANES % V == 0,
+        "row width {n}"
+    );
+    let win = &win[..K * MOMENTS * S];
+    let SsimConstants { c1, c2, cov_norm } = k;
+    for (j, o) in map[..n].chunks_exact_mut(V).enumerate() {
+        let i = j * V;
+        let mx = filter_col::<M, K, S, V>(win, i, g);
+        let my = filter_col::<M, K, S, V>(win, S + i, g);
+        let ms = filter_col::<M, K, S, V>(win, 2 * S + i, g);
+        let mp = filter_col::<M, K, S, V>(win, 3 * S + i, g);
+        for l in 0..V {
+            let mxy = mx[l] * my[l];
+            let msq = M::mul_add(mx[l], mx[l], my[l] * my[l]);
+            let cov = cov_norm * (mp[l] - mxy);
+            let var = cov_norm * (ms[l] - msq);
+            o[l] = ((2.0 * mxy + c1) * (2.0 * cov + c2)) / ((msq + c1) * (var + c2));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: usize = 40;
+
+    fn data(n: usize, seed: u64) -> Vec<f64> {
+        // Deterministic pseudo-random 0..255 samples, not integers.
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005) | 1;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 255.0
+            })
+            .collect()
+    }
+
+    fn gauss() -> [f64; 11] {
+        let mut g = [0.0; 11];
+        for (i, v) in g.iter_mut().enumerate() {
+            let d = i as f64 - 5.0;
+            *v = (-(d * d) / 4.5).exp();
+        }
+        let s: f64 = g.iter().sum();
+        g.map(|v| v / s)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-300)
+    }
+
+    /// Every supported level against a plain reference (direct sums, no
+    /// folding), on odd valid widths padded to the block size.
+    fn check<const K: usize>(g: &[f64; K], cov_norm: f64) {
+        let consts = SsimConstants {
+            c1: 6.5025,
+            c2: 58.5225,
+            cov_norm,
+        };
+        for valid in [1usize, 7, 13, 33] {
+            let n = valid.div_ceil(H_LANES) * H_LANES;
+            let len = n + K - 1;
+            let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..K as u64)
+                .map(|r| (data(len, 2 * r + 1), data(len, 2 * r + 2)))
+                .collect();
+            // Reference: horizontal then vertical, direct sums.
+            let mut want = vec![[0.0; MOMENTS]; n];
+            for (r, (x, y)) in rows.iter().enumerate() {
+                for (i, w) in want.iter_mut().enumerate() {
+                    for t in 0..K {
+                        let (a, b) = (x[i + t], y[i + t]);
+                        let v = [a, b, a * a + b * b, a * b];
+                        for m in 0..MOMENTS {
+                            w[m] += g[r] * g[t] * v[m];
+                        }
+                    }
+                }
+            }
+            let want_map: Vec<f64> = want
+                .iter()
+                .map(|&[mx, my, ms, mp]| {
+                    let cov = cov_norm * (mp - mx * my);
+                    let var = cov_norm * (ms - mx * mx - my * my);
+                    ((2.0 * mx * my + consts.c1) * (2.0 * cov + consts.c2))
+                        / ((mx * mx + my * my + consts.c1) * (var + consts.c2))
+                })
+                .collect();
+            for isa in [SsimIsa::Scalar, SsimIsa::Avx2Fma] {
+                if !isa.is_supported() {
+                    continue;
+                }
+                let mut win = vec![0.0; K * MOMENTS * S];
+                let mut scratch = vec![0.0; 2 * len];
+                for (r, (x, y)) in rows.iter().enumerate() {
+                    let slot = &mut win[r * MOMENTS * S..(r + 1) * MOMENTS * S];
+                    moments_row::<K, S>(isa, g, n, x, y, &mut scratch, slot);
+                }
+                let mut map = vec![0.0; n];
+                ssim_row::<K, S>(isa, g, n, consts, &win, &mut map);
+                for i in 0..valid {
+                    let got: Vec<f64> = (0..MOMENTS)
+                        .map(|m| {
+                            (0..K)
+                                .map(|r| g[r] * win[r * MOMENTS * S + m * S + i])
+                                .sum()
+                        })
+                        .collect();
+                    for m in 0..MOMENTS {
+                        assert!(
+                            (got[m] - want[i][m]).abs() <= 1e-12 * want[i][m].abs(),
+                            "{isa:?} K={K} n={valid} i={i} m={m}: {} vs {}",
+                            got[m],
+                            want[i][m]
+                        );
+                    }
+                    // The SSIM of random data is small and cancels: compare
+                    // against the reference within its own conditioning.
+                    assert!(
+                        (map[i] - want_map[i]).abs() <= 1e-9 * want_map[i].abs().max(1e-3),
+                        "{isa:?} K={K} n={valid} i={i}: {} vs {}",
+                        map[i],
+                        want_map[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn levels_match_reference() {
+        check(&gauss(), 1.0);
+        check(&[1.0 / 7.0; 7], 49.0 / 48.0);
+    }
+
+    /// The AVX2 + FMA instance against the scalar one: 1e-12 relative on
+    /// every filtered moment and on the SSIM of smooth (realistic) data.
+    #[test]
+    fn avx2_fma_matches_scalar() {
+        if !SsimIsa::Avx2Fma.is_supported() {
+            return;
+        }
+        let g = gauss();
+        const K: usize = 11;
+        for valid in [1usize, 9, 17, 31, 39] {
+            let n = valid.div_ceil(H_LANES) * H_LANES;
+            let len = n + K - 1;
+            let mut wins = Vec::new();
+            let mut maps = Vec::new();
+            for isa in [SsimIsa::Scalar, SsimIsa::Avx2Fma] {
+                let mut win = vec![0.0; K * MOMENTS * S];
+                let mut scratch = vec![0.0; 2 * len];
+                for r in 0..K {
+                    // Correlated, smooth pair: SSIM near 1, as on images.
+                    let x: Vec<f64> = (0..len)
+                        .map(|i| {
+                            128.0 + 90.0 * ((i + 3 * r) as f64 * 0.37).sin() + 0.013 * i as f64
+                        })
+                        .collect();
+                    let noise = data(len, r as u64 + 100);
+                    let y: Vec<f64> = x.iter().zip(&noise).map(|(a, e)| a + e / 50.0).collect();
+                    let slot = &mut win[r * MOMENTS * S..(r + 1) * MOMENTS * S];
+                    moments_row::<K, S>(isa, &g, n, &x, &y, &mut scratch, slot);
+                }
+                let mut map = vec![0.0; n];
+                let consts = SsimConstants {
+                    c1: 6.5025,
+                    c2: 58.5225,
+                    cov_norm: 1.0,
+                };
+                ssim_row::<K, S>(isa, &g, n, consts, &win, &mut map);
+                wins.push(win);
+                maps.push(map);
+            }
+            for r in 0..K {
+                for m in 0..MOMENTS {
+                    for i in 0..valid {
+                        let at = r * MOMENTS * S + m * S + i;
+                        assert!(
+                            close(wins[0][at], wins[1][at]),
+                            "n={valid} r={r} m={m} i={i}"
+                        );
+                    }
+                }
+            }
+            for (i, (a, b)) in maps[0].iter().zip(&maps[1]).take(valid).enumerate() {
+                assert!(close(*a, *b), "n={valid} i={i}: {a} vs {b}");
+            }
+        }
+    }
+}
