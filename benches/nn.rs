@@ -235,6 +235,29 @@ fn cpu_time_totals(_c: &mut Criterion) {
     );
 }
 
+/// Runs only the single-thread SRCNN step, `NN_PROFILE_STEP` times, for a
+/// profiler (`NN_PROFILE_STEP=300 perf record ... --bench zzz`).
+fn profile_step(_c: &mut Criterion) {
+    let Some(n) = std::env::var("NN_PROFILE_STEP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut store = ParamStore::new();
+    let m = srcnn(&mut store, &mut rng);
+    let mut adam = Adam::new(&store, AdamConfig::default());
+    let x = Tensor::uniform(&[16, 1, 33, 33], 0.0, 1.0, &mut rng);
+    let t = Tensor::uniform(&[16, 1, 17, 17], 0.0, 1.0, &mut rng);
+    pool(1).install(|| {
+        for _ in 0..n {
+            train_step(&m, &mut store, &mut adam, &x, &t).expect("step");
+        }
+    });
+    std::process::exit(0);
+}
+
 /// Whether a bench named `name` is selected by the command line's filter
 /// (for the hand-timed benches, which criterion's filter does not see).
 fn selected(name: &str) -> bool {
@@ -291,6 +314,7 @@ fn srcnn_infer(_c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    profile_step,
     srcnn_infer,
     cpu_time_totals,
     breakdown,

@@ -309,7 +309,7 @@ unsafe fn col2im_raw(col: &[f32], g: &ConvGeom, oy0: usize, oy1: usize, dx_img: 
 }
 
 /// Output channels per group up to which stride-1 convolutions are computed
-/// directly (shifted-row AXPYs and dots) instead of im2col + GEMM: with so
+/// directly (whole-image wide AXPYs and dots) instead of with GEMMs: with so
 /// few output rows the GEMM is a GEMV and im2col would dominate (SRCNN's
 /// last 5x5 32 -> 1 layer runs 4x faster this way).
 const DIRECT_MAX_COUT_G: usize = 2;
@@ -317,17 +317,6 @@ const DIRECT_MAX_COUT_G: usize = 2;
 impl ConvGeom {
     fn use_direct(&self) -> bool {
         self.cout_g() <= DIRECT_MAX_COUT_G && self.sw == 1 && self.sh == 1
-    }
-    /// Valid output columns `lo..hi` for kernel column `kx` (stride 1).
-    fn cols(&self, kx: usize) -> (usize, usize) {
-        let lo = self.pw.saturating_sub(kx).min(self.ow);
-        let hi = (self.w + self.pw).saturating_sub(kx).clamp(lo, self.ow);
-        (lo, hi)
-    }
-    /// Input row of output row `oy` for kernel row `ky`, if inside.
-    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        let iy = (oy * self.sh + ky).checked_sub(self.ph)?;
-        (iy < self.h).then_some(iy)
     }
 }
 
@@ -358,97 +347,110 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Direct stride-1 forward for few output channels, one image per task.
+/// Direct stride-1 forward for few output channels, one image per task, on
+/// the whole image as one [`TapBand`]: per (input channel, tap), one AXPY
+/// over all wide output pixels (long vectorised loops, not per-row ones).
 fn direct_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
-    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    let (cg, cog, taps, opix) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow);
+    let b = g.tap_band(0, g.oh);
     y.par_chunks_mut(g.cout * opix)
-        .zip(x.par_chunks(g.cin * plane))
+        .zip(x.par_chunks(g.cin * g.h * g.w))
         .for_each(|(yi, xi)| {
-            for (co, yc) in yi.chunks_mut(opix).enumerate() {
-                yc.fill(bias.map_or(0.0, |b| b[co]));
-                let gi = co / cog;
-                for ci in 0..cg {
-                    let xc = &xi[(gi * cg + ci) * plane..][..plane];
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            let wv = wt[((co * cg + ci) * g.kh + ky) * g.kw + kx];
-                            let (lo, hi) = g.cols(kx);
-                            for oy in 0..g.oh {
-                                let Some(iy) = g.in_row(oy, ky) else { continue };
-                                let s = iy * g.w + lo + kx - g.pw;
-                                axpy(
-                                    &mut yc[oy * g.ow + lo..oy * g.ow + hi],
-                                    wv,
-                                    &xc[s..s + hi - lo],
-                                );
-                            }
+            with_scratch(cg * b.cs + b.mw, |s| {
+                let (xs, yw) = s.split_at_mut(cg * b.cs);
+                for (co, yc) in yi.chunks_mut(opix).enumerate() {
+                    let gi = co / cog;
+                    if co % cog == 0 {
+                        load_band(&xi[gi * cg * g.h * g.w..], g, 0, &b, xs);
+                    }
+                    yw.fill(0.0);
+                    for (ci, xc) in xs.chunks_exact(b.cs).enumerate() {
+                        let wk = &wt[(co * cg + ci) * taps..][..taps];
+                        for (t, wv) in wk.iter().enumerate() {
+                            let off = (t / g.kw) * b.wp + t % g.kw;
+                            axpy(yw, *wv, &xc[off..off + b.mw]);
+                        }
+                    }
+                    let bv = bias.map_or(0.0, |bb| bb[co]);
+                    for (oy, yrow) in yc.chunks_exact_mut(g.ow).enumerate() {
+                        for (d, v) in yrow.iter_mut().zip(&yw[oy * b.wp..]) {
+                            *d = *v + bv;
                         }
                     }
                 }
-            }
+            })
         });
 }
 
-/// Direct stride-1 input gradient for few output channels, one image per task.
+/// Copies output channel `dyc` (`oh x ow`) into the wide layout `dyw`
+/// (row stride `wp`, zeros past each row's end and in the tail).
+fn widen(dyc: &[f32], g: &ConvGeom, b: &TapBand, dyw: &mut [f32]) {
+    dyw.fill(0.0);
+    for (oy, src) in dyc.chunks_exact(g.ow).enumerate() {
+        dyw[oy * b.wp..][..g.ow].copy_from_slice(src);
+    }
+}
+
+/// Direct stride-1 input gradient for few output channels, one image per
+/// task (whole-image wide AXPYs into a padded scratch, then cropped).
 fn direct_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
-    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    let (cg, cog, taps, opix, plane) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow, g.h * g.w);
+    let b = g.tap_band(0, g.oh);
     dx.par_chunks_mut(g.cin * plane)
         .zip(dy.par_chunks(g.cout * opix))
         .for_each(|(dxi, dyi)| {
-            dxi.fill(0.0);
-            for (co, dyc) in dyi.chunks(opix).enumerate() {
-                let gi = co / cog;
-                for ci in 0..cg {
-                    let dxc = &mut dxi[(gi * cg + ci) * plane..][..plane];
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            let wv = wt[((co * cg + ci) * g.kh + ky) * g.kw + kx];
-                            let (lo, hi) = g.cols(kx);
-                            for oy in 0..g.oh {
-                                let Some(iy) = g.in_row(oy, ky) else { continue };
-                                let s = iy * g.w + lo + kx - g.pw;
-                                axpy(
-                                    &mut dxc[s..s + hi - lo],
-                                    wv,
-                                    &dyc[oy * g.ow + lo..oy * g.ow + hi],
-                                );
+            with_scratch(cg * b.cs + b.mw, |s| {
+                let (dxs, dyw) = s.split_at_mut(cg * b.cs);
+                for gi in 0..g.groups {
+                    dxs.fill(0.0);
+                    for co in gi * cog..(gi + 1) * cog {
+                        widen(&dyi[co * opix..][..opix], g, &b, dyw);
+                        for (ci, dxc) in dxs.chunks_exact_mut(b.cs).enumerate() {
+                            let wk = &wt[(co * cg + ci) * taps..][..taps];
+                            for (t, wv) in wk.iter().enumerate() {
+                                let off = (t / g.kw) * b.wp + t % g.kw;
+                                axpy(&mut dxc[off..off + b.mw], *wv, dyw);
                             }
                         }
                     }
+                    for (c, dxc) in dxs.chunks_exact(b.cs).enumerate() {
+                        let dplane = &mut dxi[(gi * cg + c) * plane..][..plane];
+                        for (iy, drow) in dplane.chunks_exact_mut(g.w).enumerate() {
+                            drow.copy_from_slice(&dxc[(iy + g.ph) * b.wp + g.pw..][..g.w]);
+                        }
+                    }
                 }
-            }
+            })
         });
 }
 
-/// Direct stride-1 weight gradient for few output channels: per-image
-/// partial sums (f32 dots of rows), reduced at the end.
+/// Direct stride-1 weight gradient for few output channels: per image, one
+/// whole-image wide dot per (output channel, input channel, tap), partial
+/// sums reduced by [`deterministic_sum`].
 fn direct_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
-    let (cg, cog, plane, opix) = (g.cin_g(), g.cout_g(), g.h * g.w, g.oh * g.ow);
+    let (cg, cog, taps, opix, plane) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow, g.h * g.w);
+    let b = g.tap_band(0, g.oh);
     let images: Vec<usize> = (0..g.n).collect();
     let total = deterministic_sum(&images, dw.len(), |acc, &n| {
         let xi = &x[n * g.cin * plane..][..g.cin * plane];
         let dyi = &dy[n * g.cout * opix..][..g.cout * opix];
-        {
-            for (co, dyc) in dyi.chunks(opix).enumerate() {
+        with_scratch(cg * b.cs + b.mw, |s| {
+            let (xs, dyw) = s.split_at_mut(cg * b.cs);
+            for co in 0..g.cout {
                 let gi = co / cog;
-                for ci in 0..cg {
-                    let xc = &xi[(gi * cg + ci) * plane..][..plane];
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            let (lo, hi) = g.cols(kx);
-                            let mut sum = 0.0f32;
-                            for oy in 0..g.oh {
-                                let Some(iy) = g.in_row(oy, ky) else { continue };
-                                let s = iy * g.w + lo + kx - g.pw;
-                                sum +=
-                                    dot(&dyc[oy * g.ow + lo..oy * g.ow + hi], &xc[s..s + hi - lo]);
-                            }
-                            acc[((co * cg + ci) * g.kh + ky) * g.kw + kx] += sum;
-                        }
+                if co % cog == 0 {
+                    load_band(&xi[gi * cg * plane..], g, 0, &b, xs);
+                }
+                widen(&dyi[co * opix..][..opix], g, &b, dyw);
+                for (ci, xc) in xs.chunks_exact(b.cs).enumerate() {
+                    let a = &mut acc[(co * cg + ci) * taps..][..taps];
+                    for (t, av) in a.iter_mut().enumerate() {
+                        let off = (t / g.kw) * b.wp + t % g.kw;
+                        *av += dot(dyw, &xc[off..off + b.mw]);
                     }
                 }
             }
-        }
+        })
     });
     dw.copy_from_slice(&total);
 }
