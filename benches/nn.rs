@@ -128,22 +128,45 @@ fn srcnn_step(c: &mut Criterion) {
     group.finish();
 }
 
-/// CPU time of the calling thread in ns (Linux `schedstat`), robust to other
-/// processes competing for the cores; `None` elsewhere.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
+/// `struct timespec` of 64-bit Linux.
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
 }
 
-/// Mean CPU time (ms) of `f` run `runs` times on the current thread (the
-/// kernel's CPU-time clock ticks coarsely, so a mean over many runs).
-fn mean_cpu_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+extern "C" {
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+/// CPU time of the calling thread in ns (`CLOCK_THREAD_CPUTIME_ID`, the
+/// clock of Python's `time.thread_time`), robust to other processes
+/// competing for the cores.
+fn thread_cpu_ns() -> u64 {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `struct timespec`.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Median CPU time (ms) of `f` over `runs` runs on the current thread, after
+/// one warm-up run (the statistic of `scripts/bench_torch.py`).
+fn median_cpu_ms(mut f: impl FnMut(), runs: usize) -> f64 {
     f();
-    let t = thread_cpu_ns().unwrap_or(0);
-    for _ in 0..runs {
-        f();
-    }
-    (thread_cpu_ns().unwrap_or(0) - t) as f64 / 1e6 / runs as f64
+    let mut ts: Vec<u64> = (0..runs)
+        .map(|_| {
+            let t = thread_cpu_ns();
+            f();
+            thread_cpu_ns() - t
+        })
+        .collect();
+    ts.sort_unstable();
+    ts[ts.len() / 2] as f64 / 1e6
 }
 
 /// Per-op breakdown of the SRCNN step's convolutions and the big conv, as
@@ -172,12 +195,12 @@ fn breakdown(_c: &mut Criterion) {
         let runs = (200.0 / gflop).clamp(5.0, 400.0) as usize;
         let (fwd, bi, bw) = p.install(|| {
             (
-                mean_cpu_ms(|| drop(CPU.conv2d(&x, &w, None, cfg)), runs),
-                mean_cpu_ms(
+                median_cpu_ms(|| drop(CPU.conv2d(&x, &w, None, cfg)), runs),
+                median_cpu_ms(
                     || drop(CPU.conv2d_backward_input(&y, &w, x.shape(), cfg)),
                     runs,
                 ),
-                mean_cpu_ms(
+                median_cpu_ms(
                     || drop(CPU.conv2d_backward_weight(&x, &y, w.shape(), cfg)),
                     runs,
                 ),
@@ -216,13 +239,13 @@ fn cpu_time_totals(_c: &mut Criterion) {
     };
     let (step, conv) = pool(1).install(|| {
         (
-            mean_cpu_ms(
+            median_cpu_ms(
                 || {
                     train_step(&m, &mut store, &mut adam, &x, &t).expect("step");
                 },
                 100,
             ),
-            mean_cpu_ms(
+            median_cpu_ms(
                 || drop(CPU.conv2d(&xc, &w, Some(&b), cfg).expect("conv")),
                 30,
             ),
@@ -305,7 +328,7 @@ fn srcnn_infer(_c: &mut Criterion) {
             flop / med / 1e9
         );
     }
-    let cpu = pool(1).install(|| mean_cpu_ms(run, 7));
+    let cpu = pool(1).install(|| median_cpu_ms(run, 7));
     println!(
         "srcnn_infer 1t cpu-time: {cpu:.1} ms = {:.1} GFLOP/s",
         flop / cpu / 1e6
