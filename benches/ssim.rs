@@ -22,6 +22,22 @@
 //!
 //! i.e. about 7.7x (1 thread) and 8.9x (2 threads) faster than scikit-image
 //! under equal load; skimage's best run on a quieter machine was 658 ms.
+//!
+//! With the runtime-detected AVX2 + FMA kernels (`src/kernels/ssim.rs`),
+//! load average 6 on 2 cores (a training job holds one core), back to back:
+//!
+//! | run | before | after |
+//! |---|---|---|
+//! | srkit paper, 1 thread (criterion estimate) | 172 ms | 115 ms |
+//! | srkit paper, 2 threads (criterion estimate) | 148 ms | 139 ms |
+//! | srkit paper, 1 thread, CPU time per call (`perf stat`, `SSIM_ITERS=8`, median of 3) | 84 ms | 73 ms |
+//! | scikit-image Gaussian, wall (median of 5) | 995 ms | 852 ms |
+//! | scikit-image Gaussian, CPU time (`process_time`, median of 3) | | 655 ms |
+//!
+//! i.e. 7.4x (1 thread) / 6.1x (2 threads) in wall time and 9.0x in CPU
+//! time: short of 20x. A profile of the AVX2 path: vertical pass + SSIM
+//! 40%, horizontal pass 28%, `color::luma_row_255` (8-bit rounding, not
+//! vectorised) 24%.
 
 use criterion::{criterion_group, Criterion};
 use srkit::metrics::{ssim, Convention, MetricOptions};
