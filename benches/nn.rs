@@ -1,5 +1,10 @@
-//! Benchmarks of the NN core, matched by `scripts/bench_torch.py`:
+//! Benchmarks of the NN core, matched by `scripts/bench_torch.py` (and, for
+//! inference, `scripts/bench_onnx.py`):
 //!
+//! - `srcnn_infer`: SRCNN 9-5-5 inference on a 512x512 Y plane at x3 (the
+//!   bicubic-upscaled image; the network only): 528x528 edge-padded input
+//!   (radius 8, as `srkit::infer` pads) -> 512x512 output,
+//!   2*(1*64*81 + 64*32*25 + 32*1*25)*512*512 = 29.98 GFLOP per call;
 //! - `conv3x3_64x64_256`: 3x3, 64 -> 64, padding 1 convolution forward on
 //!   1x64x256x256 (2*64*64*9*256*256 = 4.83 GFLOP per call);
 //! - `srcnn_train_step`: one SRCNN 9-5-5 (1 -> 64 -> 32 -> 1, valid
@@ -7,6 +12,48 @@
 //!   forward, MSE, backward, Adam update.
 //!
 //! Each with 2 and 1 rayon threads. Inputs are deterministic (seeded).
+//! `NN_BREAKDOWN=1` adds single-thread CPU-time figures and a per-layer
+//! breakdown; `NN_PROFILE_STEP=<n>` only runs n single-thread steps (perf).
+//!
+//! # Results (2026-11-27)
+//!
+//! 2-core Zen 3 (AVX2 + FMA), FP32 peak ~111.5 GFLOP/s per core, ~223 for
+//! both. The machine was loaded (a training job holds about one core, other
+//! benchmarks ran), so 2 threads gain nothing and wall times swing by 1.5x
+//! between runs: the thread-CPU-time column (median of
+//! `CLOCK_THREAD_CPUTIME_ID` per run, 1 thread) is the comparable one.
+//! torch 2.15.0 (CPU), onnxruntime 1.32.0 (CPU EP, all graph optimisations).
+//!
+//! SRCNN 9-5-5 inference, 528x528 -> 512x512 (29.98 GFLOP); % of the peak
+//! of the threads used:
+//!
+//! | engine | threads | wall median | GFLOP/s | % peak | 1t thread CPU time | GFLOP/s | % peak |
+//! |---|---|---|---|---|---|---|---|
+//! | srkit | 1 | 734 ms | 40.8 | 37 % | 647 ms | 46.3 | 42 % |
+//! | srkit | 2 | 712 ms | 42.1 | 19 % | | | |
+//! | PyTorch | 1 | 704 ms | 42.6 | 38 % | 687 ms | 43.6 | 39 % |
+//! | PyTorch | 2 | 797 ms | 37.6 | 17 % | | | |
+//! | onnxruntime | 1 | 401 ms | 74.7 | 67 % | 409 ms | 73.2 | 66 % |
+//! | onnxruntime | 2 | 416 ms | 72.1 | 32 % | | | |
+//!
+//! (srkit before the tap-wise kernels: 721 ms thread CPU time, 41.6 GFLOP/s.)
+//!
+//! SRCNN training step (batch 16 of 33x33), 1 thread, thread CPU time:
+//!
+//! | | srkit before | srkit after | PyTorch |
+//! |---|---|---|---|
+//! | step, fresh process | 58.9 ms | 48.5-50.0 ms | |
+//! | step, after the 256x256 conv bench | | 41.4 ms (wall 41.8) | 45.9-46.6 ms (wall 46.4) |
+//! | conv 64->32 k5, fwd + bwd-input + bwd-weight | 14.7 + 13.7 + 17.1 ms | 11.2 + 11.9 + 10.4 ms | |
+//! | conv 32->1 k5, fwd + bwd-input + bwd-weight | 1.4 + 1.5 + 1.8 ms | 0.56 + 0.62 + 0.64 ms | |
+//! | conv3x3 64->64 256x256 fwd | 74.0 ms (65 GFLOP/s) | 65.3 ms (74 GFLOP/s) | 78.3 ms (62) |
+//!
+//! "Fresh process": the first steps of a process page-fault their
+//! activations (glibc serves them with mmap until a large free raises its
+//! threshold); after the big-conv bench, as in `bench_torch.py`'s order,
+//! they come from the heap. The loaded machine moves single runs by
+//! +-20 % (one later steady-state run read 68 ms); compare figures from
+//! back-to-back runs only.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
@@ -112,17 +159,26 @@ fn srcnn_step(c: &mut Criterion) {
         group.bench_function(format!("{threads}t"), |bch| {
             p.install(|| bch.iter(|| train_step(&m, &mut store, &mut adam, &x, &t).expect("step")))
         });
-        let mut ts: Vec<f64> = (0..30)
-            .map(|_| {
-                let tm = std::time::Instant::now();
-                p.install(|| train_step(&m, &mut store, &mut adam, &x, &t).expect("step"));
-                tm.elapsed().as_secs_f64()
-            })
-            .collect();
+        // Wall and thread-CPU time of the same runs (the CPU time is only
+        // the calling thread's: all the work with 1 thread).
+        let (mut ts, mut cs): (Vec<f64>, Vec<f64>) = p.install(|| {
+            (0..30)
+                .map(|_| {
+                    let (tm, c0) = (std::time::Instant::now(), thread_cpu_ns());
+                    train_step(&m, &mut store, &mut adam, &x, &t).expect("step");
+                    (
+                        tm.elapsed().as_secs_f64(),
+                        (thread_cpu_ns() - c0) as f64 / 1e9,
+                    )
+                })
+                .unzip()
+        });
         ts.sort_by(f64::total_cmp);
+        cs.sort_by(f64::total_cmp);
         println!(
-            "srcnn 9-5-5 train step b16 33x33 {threads}t: median {:.2} ms",
-            ts[ts.len() / 2] * 1e3
+            "srcnn 9-5-5 train step b16 33x33 {threads}t: median {:.2} ms (thread CPU time {:.2} ms)",
+            ts[ts.len() / 2] * 1e3,
+            cs[cs.len() / 2] * 1e3
         );
     }
     group.finish();
