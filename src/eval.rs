@@ -143,7 +143,7 @@ pub fn evaluate_image(
     let sr = upscaler.upscale(&lr, scale)?;
     let metric_opts = MetricOptions {
         crop_border: scale,
-        ..opts.metrics.clone()
+        ..opts.metrics
     };
     let scores = metrics::psnr_ssim(&hr, &sr, &metric_opts)?;
     let name = hr_path

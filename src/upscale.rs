@@ -64,7 +64,7 @@ pub fn kernel_name(kernel: Kernel) -> String {
     match kernel {
         Kernel::Nearest => "nearest".into(),
         Kernel::Linear => "bilinear".into(),
-        Kernel::Cubic { a } if a == -0.5 => "bicubic".into(),
+        Kernel::Cubic { a: -0.5 } => "bicubic".into(),
         Kernel::Cubic { a } => format!("bicubic(a={a})"),
         Kernel::Lanczos2 => "lanczos2".into(),
         Kernel::Lanczos3 => "lanczos3".into(),
