@@ -86,8 +86,8 @@ TPAMI 2016 (`src/models/srcnn.rs`). Input: Y (BT.601) of the bicubic-upscaled im
 - Data: {", ".join(os.path.relpath(d, ROOT) for d in t["data"])} (the "291" set: T91 + BSD200),
   BI degradation (MATLAB-exact bicubic, 8-bit), random 33x33 patches with
   flips and 90° rotations; batch {t['batch_size']}; MSE loss; Adam.
-- Steps so far: {t['steps']} (best validation at this step); wall time {t['wall_seconds'] / 3600:.2f} h
-  of training on this machine (2-core AMD Zen 3, one thread, shared with other work), summed over
+- Steps so far: {t['steps']} (best validation at this step); {t['wall_seconds'] / 3600:.2f} h
+  of wall-clock time on this machine (2-core AMD Zen 3, one thread, shared with builds, benchmarks and the other two trainings, and paused at times), summed over
   resumed runs. Validation: {t['val_dataset']}, {t['val_psnr']:.3f} dB / {t['val_ssim']:.4f}.
 - Learning-rate history and validation curve: `{stem}.log.csv`, `{stem}.curve.png`;
   checkpoint to resume from: `{stem}.ckpt.safetensors` (add `--resume` to the command).
