@@ -270,6 +270,22 @@ fn mismatch(op: &str, a: &[usize], b: &[usize]) -> Error {
     }
 }
 
+/// [`conv_geom`] for a backward pass, also checking that the incoming
+/// gradient `dy` has the forward output's shape.
+fn conv_geom_for_grad(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    cfg: Conv2dConfig,
+    dy: &Tensor,
+) -> Result<ConvGeom> {
+    let g = conv_geom(x_shape, w_shape, cfg)?;
+    let expected = [g.n, g.cout, g.oh, g.ow];
+    if dy.shape() != expected {
+        return Err(mismatch("conv2d grad_output", dy.shape(), &expected));
+    }
+    Ok(g)
+}
+
 /// Validates a convolution and resolves its geometry.
 fn conv_geom(x: &[usize], w: &[usize], cfg: Conv2dConfig) -> Result<ConvGeom> {
     let ([n, cin, h, wd], [cout, cin_g, kh, kw]) = (x, w) else {
@@ -419,14 +435,7 @@ impl Backend for Cpu {
         x_shape: &[usize],
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom(x_shape, w.shape(), cfg)?;
-        if dy.shape() != [g.n, g.cout, g.oh, g.ow] {
-            return Err(mismatch(
-                "conv2d grad_output",
-                dy.shape(),
-                &[g.n, g.cout, g.oh, g.ow],
-            ));
-        }
+        let g = conv_geom_for_grad(x_shape, w.shape(), cfg, dy)?;
         let mut dx = vec![0.0; x_shape.iter().product()];
         kernels::conv2d_backward_input(dy.data(), w.data(), &g, &mut dx);
         Tensor::new(x_shape, dx)
@@ -439,14 +448,7 @@ impl Backend for Cpu {
         w_shape: &[usize],
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom(x.shape(), w_shape, cfg)?;
-        if dy.shape() != [g.n, g.cout, g.oh, g.ow] {
-            return Err(mismatch(
-                "conv2d grad_output",
-                dy.shape(),
-                &[g.n, g.cout, g.oh, g.ow],
-            ));
-        }
+        let g = conv_geom_for_grad(x.shape(), w_shape, cfg, dy)?;
         let mut dw = vec![0.0; w_shape.iter().product()];
         kernels::conv2d_backward_weight(x.data(), dy.data(), &g, &mut dw);
         Tensor::new(w_shape, dw)

@@ -17,6 +17,51 @@ fn uniform_init(shape: &[usize], fan_in: usize, rng: &mut impl Rng) -> Tensor {
     Tensor::uniform(shape, -bound, bound, rng)
 }
 
+/// Rejects channel counts a `groups`-way convolution cannot split.
+fn check_channels(
+    op: &'static str,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    groups: usize,
+) -> Result<()> {
+    if groups == 0 || c_in % groups != 0 || c_out % groups != 0 || k == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("{c_in}->{c_out} channels, kernel {k}, groups {groups}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers `"{prefix}.weight"` of `weight_shape` and, if `bias`,
+/// `"{prefix}.bias"` of `[c_out]`. PyTorch computes fan-in from
+/// `weight.size(1) * k * k` for both convolution kinds, which is
+/// `weight_shape[1..].product()`.
+fn add_conv_params(
+    store: &mut ParamStore,
+    prefix: &str,
+    weight_shape: [usize; 4],
+    c_out: usize,
+    bias: bool,
+    rng: &mut impl Rng,
+) -> Result<(ParamId, Option<ParamId>)> {
+    let fan_in = weight_shape[1..].iter().product();
+    let weight = store.add(
+        format!("{prefix}.weight"),
+        uniform_init(&weight_shape, fan_in, rng),
+    )?;
+    let bias = if bias {
+        Some(store.add(
+            format!("{prefix}.bias"),
+            uniform_init(&[c_out], fan_in, rng),
+        )?)
+    } else {
+        None
+    };
+    Ok((weight, bias))
+}
+
 /// A 2-D convolution layer (PyTorch `nn.Conv2d`, square kernel).
 #[derive(Debug, Clone, Copy)]
 pub struct Conv2d {
@@ -41,28 +86,15 @@ impl Conv2d {
         config: Conv2dConfig,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        if config.groups == 0 || c_in % config.groups != 0 || c_out % config.groups != 0 || k == 0 {
-            return Err(Error::invalid(
-                "conv2d",
-                format!(
-                    "{c_in}->{c_out} channels, kernel {k}, groups {}",
-                    config.groups
-                ),
-            ));
-        }
-        let fan_in = c_in / config.groups * k * k;
-        let weight = store.add(
-            format!("{prefix}.weight"),
-            uniform_init(&[c_out, c_in / config.groups, k, k], fan_in, rng),
+        check_channels("conv2d", c_in, c_out, k, config.groups)?;
+        let (weight, bias) = add_conv_params(
+            store,
+            prefix,
+            [c_out, c_in / config.groups, k, k],
+            c_out,
+            bias,
+            rng,
         )?;
-        let bias = if bias {
-            Some(store.add(
-                format!("{prefix}.bias"),
-                uniform_init(&[c_out], fan_in, rng),
-            )?)
-        } else {
-            None
-        };
         Ok(Conv2d {
             weight,
             bias,
@@ -112,29 +144,15 @@ impl ConvTranspose2d {
         config: ConvTranspose2dConfig,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        if config.groups == 0 || c_in % config.groups != 0 || c_out % config.groups != 0 || k == 0 {
-            return Err(Error::invalid(
-                "conv_transpose2d",
-                format!(
-                    "{c_in}->{c_out} channels, kernel {k}, groups {}",
-                    config.groups
-                ),
-            ));
-        }
-        // PyTorch computes fan_in from weight.size(1) * k * k.
-        let fan_in = c_out / config.groups * k * k;
-        let weight = store.add(
-            format!("{prefix}.weight"),
-            uniform_init(&[c_in, c_out / config.groups, k, k], fan_in, rng),
+        check_channels("conv_transpose2d", c_in, c_out, k, config.groups)?;
+        let (weight, bias) = add_conv_params(
+            store,
+            prefix,
+            [c_in, c_out / config.groups, k, k],
+            c_out,
+            bias,
+            rng,
         )?;
-        let bias = if bias {
-            Some(store.add(
-                format!("{prefix}.bias"),
-                uniform_init(&[c_out], fan_in, rng),
-            )?)
-        } else {
-            None
-        };
         Ok(ConvTranspose2d {
             weight,
             bias,
