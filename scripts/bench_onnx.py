@@ -12,7 +12,6 @@ single-thread CPU (thread) time, which stays comparable under load.
 Needs: pip install onnxruntime onnx. Run: python3 scripts/bench_onnx.py
 """
 import io
-import statistics
 import time
 
 import numpy as np
@@ -20,18 +19,9 @@ import onnxruntime as ort
 import torch
 import torch.nn as nn
 
-INFER_FLOP = 2 * (1 * 64 * 81 + 64 * 32 * 25 + 32 * 1 * 25) * 512 * 512
+# One timing helper and FLOP count for both Python peers.
+from bench_torch import INFER_FLOP, median_ms
 
-
-def median_ms(fn, runs, warmup=2, clock=time.perf_counter):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = clock()
-        fn()
-        ts.append(clock() - t)
-    return statistics.median(ts) * 1e3
 
 
 def export_srcnn():
@@ -66,7 +56,7 @@ def main():
         y = s.run(None, {"x": x})[0]
         assert y.shape == (1, 1, 512, 512)
         err = float(np.abs(y - ref).max())
-        ms = median_ms(lambda: s.run(None, {"x": x}), 11)
+        ms = median_ms(lambda: s.run(None, {"x": x}), 11, warmup=2)
         print(f"srcnn_infer 9-5-5 528x528 -> 512x512 {threads}t: median {ms:.1f} ms, "
               f"{INFER_FLOP / ms / 1e6:.1f} GFLOP/s (max |ort - torch| {err:.1e})")
     # With intra_op_num_threads = 1 the work runs on the calling thread.
