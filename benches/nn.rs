@@ -59,7 +59,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use srkit::models::{Srcnn as SrcnnNet, SrcnnConfig};
-use srkit::nn::{Adam, AdamConfig, Backend, Conv2d, Conv2dConfig, Graph, ParamStore, Tensor, CPU};
+use srkit::nn::{Adam, AdamConfig, Backend, Conv2dConfig, Eager, Graph, ParamStore, Tensor, CPU};
 use std::time::Duration;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -107,23 +107,12 @@ fn conv(c: &mut Criterion) {
     group.finish();
 }
 
-struct Srcnn {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    conv3: Conv2d,
-}
-
-fn srcnn(store: &mut ParamStore, rng: &mut ChaCha8Rng) -> Srcnn {
-    let cfg = Conv2dConfig::default();
-    Srcnn {
-        conv1: Conv2d::new(store, "conv1", 1, 64, 9, true, cfg, rng).expect("conv1"),
-        conv2: Conv2d::new(store, "conv2", 64, 32, 5, true, cfg, rng).expect("conv2"),
-        conv3: Conv2d::new(store, "conv3", 32, 1, 5, true, cfg, rng).expect("conv3"),
-    }
+fn srcnn(store: &mut ParamStore, rng: &mut ChaCha8Rng) -> SrcnnNet {
+    SrcnnNet::new(store, SrcnnConfig::srcnn_955(), rng).expect("srcnn")
 }
 
 fn train_step(
-    m: &Srcnn,
+    m: &SrcnnNet,
     store: &mut ParamStore,
     adam: &mut Adam,
     x: &Tensor,
@@ -131,11 +120,7 @@ fn train_step(
 ) -> srkit::Result<f32> {
     let mut g = Graph::new();
     let xv = g.input(x.clone());
-    let h = m.conv1.forward(&mut g, store, xv)?;
-    let h = g.relu(h);
-    let h = m.conv2.forward(&mut g, store, h)?;
-    let h = g.relu(h);
-    let y = m.conv3.forward(&mut g, store, h)?;
+    let y = m.forward(&mut g, store, &xv)?;
     let tv = g.input(t.clone());
     let loss = g.mse_loss(y, tv)?;
     let grads = g.backward(loss)?;
@@ -361,7 +346,9 @@ fn srcnn_infer(_c: &mut Criterion) {
     let x = Tensor::uniform(&[1, 1, 528, 528], 0.0, 1.0, &mut rng);
     let flop = 2.0 * (64.0 * 81.0 + 64.0 * 32.0 * 25.0 + 32.0 * 25.0) * 512.0 * 512.0;
     let run = || {
-        let y = net.infer(&CPU, &store, &x).expect("infer");
+        let y = net
+            .forward(&mut Eager::new(&CPU), &store, &x)
+            .expect("infer");
         assert_eq!(y.shape(), &[1, 1, 512, 512]);
     };
     for threads in [2, 1] {

@@ -1,77 +1,127 @@
 //! Running a learned model on a whole image: colour handling and tiled
 //! inference with bounded memory.
 //!
-//! A Y-channel model ([`crate::models::ModelMeta::color`] = `"y"`, SRCNN's
-//! convention) upscales an image as the papers do: bicubic to the target
-//! size, the network on the Y channel of BT.601 YCbCr, Cb and Cr (and alpha)
-//! kept from bicubic, back to RGB, rounded to the input's bit depth. A
-//! grayscale image is its own Y (the convention of [`crate::metrics`]).
+//! **Colour.** A Y-channel model ([`ColorSpace::Y`]: SRCNN, VDSR, FSRCNN)
+//! upscales an image as the papers do: the network on the Y channel of
+//! BT.601 YCbCr, Cb and Cr kept from bicubic, back to RGB, rounded to the
+//! input's bit depth; a grayscale image is its own Y (the convention of
+//! [`crate::metrics`]). An RGB model sees the three colour channels; a
+//! grayscale image is fed as three equal channels and the result turned
+//! back into one with `rgb2gray`'s weights. Alpha is always bicubic.
 //!
-//! **Tiling.** The network's convolutions are valid; the plane is padded by
-//! the receptive radius `r` with edge replication, and cut into output
-//! tiles of `tile x tile` whose inputs overlap by `2r`. Every output pixel is
-//! computed from exactly the inputs whole-image inference would use, so
-//! tiled output equals whole-image output (up to float summation order),
-//! while activations stay bounded by the tile size.
+//! **Input grid.** Networks fed the bicubic-upscaled image
+//! ([`NetworkIo::upscale`] = `None`) run on the HR grid; the others run on
+//! the LR image and return `scale` times as many pixels.
+//!
+//! **Tiling.** The input is padded by the network's
+//! [`shrink`](NetworkIo::shrink) with edge replication (valid convolutions,
+//! SRCNN) and cut into tiles of `tile x tile` input pixels, each read with
+//! [`context`](NetworkIo::context) extra pixels on every side where the
+//! image has them. At the image border a tile sees exactly what the whole
+//! image would (the network's own zero padding), so when the context
+//! covers the receptive field ([`NetworkIo::exact_tiling`]) tiled output
+//! equals whole-image output up to float summation order, while activations
+//! stay bounded by the tile size.
 
 use crate::color;
 use crate::error::{Error, Result};
 use crate::image::{BitDepth, Image};
-use crate::models::Model;
+use crate::models::{ColorSpace, Model, NetworkIo};
 use crate::nn::{Tensor, CPU};
 use crate::upscale::{Interpolation, Upscaler};
 
-/// Default output tile side: activations of a 64-channel layer on a
-/// 512 + 16 pixel tile are about 70 MB, and the 2r overlap costs ~6 %.
+/// Default tile side in *output* pixels: activations of a 64-channel layer
+/// on a 512 x 512 tile are 67 MB. Networks that upscale internally get
+/// `DEFAULT_TILE / scale` input pixels, so their full-resolution layers stay
+/// at this size.
 pub const DEFAULT_TILE: usize = 512;
 
-/// Applies `net` (valid convolutions shrinking by `radius` on each side) to
-/// a `width x height` plane, tile by tile, with replicate padding.
+/// Applies `net` to `channels` planes of `width x height` (planar, `[C, H,
+/// W]`) tile by tile, as the module docs describe; `tile` is in input
+/// pixels. Returns the output planes (`[C', H f, W f]`, `f` =
+/// [`NetworkIo::factor`]) and their channel count.
 pub fn run_tiled(
-    plane: &[f32],
+    planes: &[f32],
+    channels: usize,
     width: usize,
     height: usize,
-    radius: usize,
+    io: &NetworkIo,
     tile: usize,
     net: &dyn Fn(&Tensor) -> Result<Tensor>,
-) -> Result<Vec<f32>> {
+) -> Result<(Vec<f32>, usize)> {
     if tile == 0 {
         return Err(Error::invalid("tile", "must be at least 1"));
     }
-    if plane.len() != width * height {
-        return Err(Error::invalid("plane", "length does not match its size"));
+    if width == 0 || height == 0 || planes.len() != channels * width * height {
+        return Err(Error::invalid("planes", "length does not match their size"));
     }
-    let pw = width + 2 * radius;
-    let padded: Vec<f32> = (0..height + 2 * radius)
-        .flat_map(|py| {
-            let y = py.saturating_sub(radius).min(height - 1);
-            (0..pw).map(move |px| plane[y * width + px.saturating_sub(radius).min(width - 1)])
-        })
-        .collect();
-    let mut out = vec![0.0f32; width * height];
+    let (s, e, f) = (io.shrink, io.context, io.factor());
+    let (pw, ph) = (width + 2 * s, height + 2 * s);
+    let padded: Vec<f32> = if s == 0 {
+        planes.to_vec()
+    } else {
+        planes
+            .chunks_exact(width * height)
+            .flat_map(|plane| {
+                (0..ph).flat_map(move |py| {
+                    let y = py.saturating_sub(s).min(height - 1);
+                    (0..pw).map(move |px| plane[y * width + px.saturating_sub(s).min(width - 1)])
+                })
+            })
+            .collect()
+    };
+    let (ow, oh) = (width * f, height * f);
+    let mut out: Vec<f32> = Vec::new();
+    let mut out_channels = 0;
     for ty in (0..height).step_by(tile) {
         let th = tile.min(height - ty);
         for tx in (0..width).step_by(tile) {
             let tw = tile.min(width - tx);
-            let (iw, ih) = (tw + 2 * radius, th + 2 * radius);
-            let mut input = Vec::with_capacity(iw * ih);
-            for y in ty..ty + ih {
-                input.extend_from_slice(&padded[y * pw + tx..y * pw + tx + iw]);
+            // The tile's input in padded coordinates: its core plus up to
+            // `e` pixels of context each side, plus the `s` pixels valid
+            // convolutions consume.
+            let (x0, y0) = (tx.saturating_sub(e), ty.saturating_sub(e));
+            let x1 = (tx + tw + e).min(width) + 2 * s;
+            let y1 = (ty + th + e).min(height) + 2 * s;
+            let (iw, ih) = (x1 - x0, y1 - y0);
+            let mut input = Vec::with_capacity(channels * iw * ih);
+            for plane in padded.chunks_exact(pw * ph) {
+                for y in y0..y1 {
+                    input.extend_from_slice(&plane[y * pw + x0..y * pw + x1]);
+                }
             }
-            let y = net(&Tensor::new(&[1, 1, ih, iw], input)?)?;
-            if y.shape() != [1, 1, th, tw] {
-                return Err(Error::Model(format!(
-                    "network returned {:?} for a {tw}x{th} tile",
-                    y.shape()
-                )));
+            let y = net(&Tensor::new(&[1, channels, ih, iw], input)?)?;
+            let (rw, rh) = ((iw - 2 * s) * f, (ih - 2 * s) * f);
+            let c = match y.shape() {
+                &[1, c, h, w] if h == rh && w == rw && c > 0 => c,
+                other => {
+                    return Err(Error::Model(format!(
+                        "network returned {other:?} for a {iw}x{ih} input tile, expected \
+                         [1, C, {rh}, {rw}]"
+                    )))
+                }
+            };
+            if out.is_empty() {
+                out_channels = c;
+                out = vec![0.0; c * ow * oh];
+            } else if c != out_channels {
+                return Err(Error::Model("network output channels changed".into()));
             }
-            for (row, src) in y.data().chunks_exact(tw).enumerate() {
-                let start = (ty + row) * width + tx;
-                out[start..start + tw].copy_from_slice(src);
+            let (cx, cy) = ((tx - x0) * f, (ty - y0) * f);
+            for (src, dst) in y
+                .data()
+                .chunks_exact(rw * rh)
+                .zip(out.chunks_exact_mut(ow * oh))
+            {
+                for row in 0..th * f {
+                    let from = (cy + row) * rw + cx;
+                    let to = (ty * f + row) * ow + tx * f;
+                    dst[to..to + tw * f].copy_from_slice(&src[from..from + tw * f]);
+                }
             }
         }
     }
-    Ok(out)
+    Ok((out, out_channels))
 }
 
 /// A learned model as an [`Upscaler`].
@@ -81,33 +131,54 @@ pub struct ModelUpscaler {
     pub model: Model,
     /// Name in tables (`srcnn-x3`).
     pub name: String,
-    /// Output tile side for inference.
+    /// Tile side in the network's input pixels.
     pub tile: usize,
 }
 
 impl ModelUpscaler {
-    /// Wraps a model with the default tile size.
+    /// Wraps a model with the default tile size (see [`DEFAULT_TILE`]).
     pub fn new(model: Model, name: impl Into<String>) -> Self {
+        let tile = (DEFAULT_TILE / model.network.io().factor()).max(16);
         ModelUpscaler {
             model,
             name: name.into(),
-            tile: DEFAULT_TILE,
+            tile,
         }
     }
 
-    /// Runs the network on one `[0, 1]` Y plane of the upscaled size.
-    pub fn enhance_luma(&self, y: &[f32], width: usize, height: usize) -> Result<Vec<f32>> {
+    /// Runs the network on `channels` planes (`[C, H, W]`, values in
+    /// `[0, 1]`) of the network's input grid; returns its output planes.
+    pub fn run(
+        &self,
+        planes: &[f32],
+        channels: usize,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<f32>> {
         let m = &self.model;
-        run_tiled(
-            y,
-            width,
-            height,
-            m.network.receptive_radius(),
-            self.tile,
-            &|x| m.network.infer(&CPU, &m.params, x),
-        )
+        let io = m.network.io();
+        if channels != io.color.channels() {
+            return Err(Error::Model(format!(
+                "{} takes {} channel(s), got {channels}",
+                self.name,
+                io.color.channels()
+            )));
+        }
+        let (out, c) = run_tiled(planes, channels, width, height, &io, self.tile, &|x| {
+            m.network.infer(&CPU, &m.params, x)
+        })?;
+        if c != channels {
+            return Err(Error::Model(format!(
+                "{} returned {c} channel(s), expected {channels}",
+                self.name
+            )));
+        }
+        Ok(out)
     }
 }
+
+/// `rgb2gray`'s weights (BT.601 luma, summing to 1).
+const GRAY_WEIGHTS: [f32; 3] = [0.298_936_02, 0.587_043_1, 0.114_020_9];
 
 impl Upscaler for ModelUpscaler {
     fn name(&self) -> String {
@@ -116,6 +187,7 @@ impl Upscaler for ModelUpscaler {
 
     fn supports_scale(&self, scale: usize) -> bool {
         self.model.supports_scale(scale)
+            && self.model.network.io().upscale.is_none_or(|s| s == scale)
     }
 
     fn upscale(&self, lr: &Image, scale: usize) -> Result<Image> {
@@ -128,23 +200,51 @@ impl Upscaler for ModelUpscaler {
                 ),
             ));
         }
+        let io = self.model.network.io();
         let depth = lr.depth();
         let bicubic = Interpolation::bicubic().upscale(lr, scale)?;
         let (w, h) = (bicubic.width(), bicubic.height());
-        let alpha = bicubic
-            .has_alpha()
-            .then(|| bicubic.plane(bicubic.channels() - 1).to_vec());
-        let mut out = if bicubic.color_channels() == 1 {
-            let y = self.enhance_luma(bicubic.plane(0), w, h)?;
-            Image::from_planes(w, h, BitDepth::F32, &[&y])?
-        } else {
-            let mut ycc = color::rgb_to_ycbcr(&bicubic.without_alpha())?;
-            let y = self.enhance_luma(ycc.plane(0), w, h)?;
-            ycc.plane_mut(0).copy_from_slice(&y);
-            color::ycbcr_to_rgb(&ycc)?.without_alpha()
+        // The grid the network reads: the bicubic image or the LR image.
+        let input = if io.upscale.is_some() { lr } else { &bicubic };
+        let (iw, ih) = (input.width(), input.height());
+        let gray = input.color_channels() == 1;
+        let mut out = match io.color {
+            ColorSpace::Y if gray => {
+                let y = self.run(input.plane(0), 1, iw, ih)?;
+                Image::from_planes(w, h, BitDepth::F32, &[&y])?
+            }
+            ColorSpace::Y => {
+                let mut ycc = color::rgb_to_ycbcr(&bicubic.without_alpha())?;
+                let y = if io.upscale.is_some() {
+                    let lr_ycc = color::rgb_to_ycbcr(&input.without_alpha())?;
+                    self.run(lr_ycc.plane(0), 1, iw, ih)?
+                } else {
+                    self.run(ycc.plane(0), 1, w, h)?
+                };
+                ycc.plane_mut(0).copy_from_slice(&y);
+                color::ycbcr_to_rgb(&ycc)?
+            }
+            ColorSpace::Rgb => {
+                let rgb: Vec<f32> = if gray {
+                    input.plane(0).repeat(3)
+                } else {
+                    input.without_alpha().into_data()
+                };
+                let sr = self.run(&rgb, 3, iw, ih)?;
+                if gray {
+                    let n = w * h;
+                    let y: Vec<f32> = (0..n)
+                        .map(|i| (0..3).map(|c| GRAY_WEIGHTS[c] * sr[c * n + i]).sum())
+                        .collect();
+                    Image::from_planes(w, h, BitDepth::F32, &[&y])?
+                } else {
+                    Image::from_planar(w, h, 3, BitDepth::F32, sr)?
+                }
+            }
         };
-        if let Some(a) = alpha {
-            let planes: Vec<&[f32]> = out.planes().chain(std::iter::once(a.as_slice())).collect();
+        if bicubic.has_alpha() {
+            let a = bicubic.plane(bicubic.channels() - 1);
+            let planes: Vec<&[f32]> = out.planes().chain(std::iter::once(a)).collect();
             out = Image::from_planes(w, h, BitDepth::F32, &planes)?;
         }
         out.set_depth(depth);
@@ -178,12 +278,12 @@ mod tests {
         let whole = {
             let mut u = m.clone();
             u.tile = usize::MAX / 4;
-            u.enhance_luma(&plane, w, h).unwrap()
+            u.run(&plane, 1, w, h).unwrap()
         };
         for tile in [1, 7, 16, 30] {
             let mut u = m.clone();
             u.tile = tile;
-            let tiled = u.enhance_luma(&plane, w, h).unwrap();
+            let tiled = u.run(&plane, 1, w, h).unwrap();
             let max = whole
                 .iter()
                 .zip(&tiled)

@@ -10,8 +10,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use safetensors::SafeTensors;
 use srkit::nn::{
-    tensor_from_view, Adam, AdamConfig, Backend, Conv2d, Conv2dConfig, ConvTranspose2d,
-    ConvTranspose2dConfig, Gradients, Graph, ParamStore, Prelu, Tensor, CPU,
+    tensor_from_view, Adam, AdamConfig, Conv2d, Conv2dConfig, ConvTranspose2d,
+    ConvTranspose2dConfig, Eager, Gradients, Graph, Ops, ParamStore, Prelu, Tensor, CPU,
 };
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/torch_parity.safetensors");
@@ -88,6 +88,21 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     a.max_abs_diff(b).expect("same shape") / scale
 }
 
+/// The fixture network's forward pass, on a tape or eagerly: returns the
+/// SRCNN branch and the upsampling branch.
+fn forward<O: Ops>(net: &Net, o: &mut O, store: &ParamStore, x: &O::Value) -> (O::Value, O::Value) {
+    let h = net.conv1.forward(o, store, x).expect("conv1");
+    let h = o.relu(&h);
+    let h = net.conv2.forward(o, store, &h).expect("conv2");
+    let h = o.relu(&h);
+    let y1 = net.conv3.forward(o, store, &h).expect("conv3");
+    let u = net.up_t.forward(o, store, &h).expect("up_t");
+    let u = net.prelu.forward(o, store, &u).expect("prelu");
+    let u = net.up_c.forward(o, store, &u).expect("up_c");
+    let y2 = o.pixel_shuffle(&u, 2).expect("shuffle");
+    (y1, y2)
+}
+
 /// One forward + backward; returns (out_srcnn, out_up, loss, grads).
 fn step(
     net: &Net,
@@ -98,15 +113,7 @@ fn step(
 ) -> (Tensor, Tensor, f32, Gradients) {
     let mut g = Graph::new();
     let xv = g.input(x.clone());
-    let h = net.conv1.forward(&mut g, store, xv).expect("conv1");
-    let h = g.relu(h);
-    let h = net.conv2.forward(&mut g, store, h).expect("conv2");
-    let h = g.relu(h);
-    let y1 = net.conv3.forward(&mut g, store, h).expect("conv3");
-    let u = net.up_t.forward(&mut g, store, h).expect("up_t");
-    let u = net.prelu.forward(&mut g, store, u).expect("prelu");
-    let u = net.up_c.forward(&mut g, store, u).expect("up_c");
-    let y2 = g.pixel_shuffle(u, 2).expect("shuffle");
+    let (y1, y2) = forward(net, &mut g, store, &xv);
     let t1v = g.input(t1.clone());
     let t2v = g.input(t2.clone());
     let l1 = g.mse_loss(y1, t1v).expect("mse");
@@ -150,15 +157,8 @@ fn matches_pytorch_forward_backward_and_adam() {
     );
 
     // The tape-free inference path gives the same outputs.
-    let h = net.conv1.infer(&CPU, &store, &x).expect("infer");
-    let h = CPU.activation(srkit::nn::Activation::Relu, &h);
-    let h = net.conv2.infer(&CPU, &store, &h).expect("infer");
-    let h = CPU.activation(srkit::nn::Activation::Relu, &h);
-    let u = net.up_t.infer(&CPU, &store, &h).expect("infer");
-    let u = net.prelu.infer(&CPU, &store, &u).expect("infer");
-    let u = net.up_c.infer(&CPU, &store, &u).expect("infer");
-    let y2i = CPU.pixel_shuffle(&u, 2).expect("shuffle");
-    assert_eq!(y2i, y2);
+    let (y1i, y2i) = forward(&net, &mut Eager::new(&CPU), &store, &x);
+    assert_eq!((y1i, y2i), (y1, y2));
 
     for id in store.ids() {
         let n = store.name(id);

@@ -24,21 +24,120 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::{Backend, Graph, ParamStore, Tensor, Var};
+use crate::nn::{Backend, Eager, Ops, ParamStore, Tensor};
 
 pub use srcnn::{Srcnn, SrcnnConfig};
-
-/// Architectures srkit knows, by file name.
-pub const ARCHITECTURES: &[&str] = &["srcnn"];
 
 /// The metadata key under which a model file stores [`ModelMeta`].
 pub const METADATA_KEY: &str = "srkit";
 
+/// The colour representation a network works in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorSpace {
+    /// One channel: BT.601 luma (MATLAB `rgb2ycbcr`) in `[0, 1]`; chroma is
+    /// upscaled with bicubic. The papers' convention up to VDSR.
+    Y,
+    /// Three channels, RGB in `[0, 1]`.
+    Rgb,
+}
+
+impl ColorSpace {
+    /// Channels the network sees and returns.
+    pub fn channels(self) -> usize {
+        match self {
+            ColorSpace::Y => 1,
+            ColorSpace::Rgb => 3,
+        }
+    }
+
+    /// The name stored in model files (`"y"`, `"rgb"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColorSpace::Y => "y",
+            ColorSpace::Rgb => "rgb",
+        }
+    }
+}
+
+/// What a network takes and returns, as inference and training need to
+/// know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkIo {
+    /// Colour representation of input and output.
+    pub color: ColorSpace,
+    /// `None`: the input is the bicubic-upscaled image and the output has
+    /// its size (SRCNN, VDSR; works for any scale the weights learned).
+    /// `Some(s)`: the input is the LR image and the network upscales by `s`
+    /// itself (FSRCNN, EDSR, ...).
+    pub upscale: Option<usize>,
+    /// Pixels the network's valid convolutions remove from each side
+    /// (SRCNN: 8); inference pads the image by this much with edge
+    /// replication, so output and input have the same extent.
+    pub shrink: usize,
+    /// Input pixels beyond `shrink` each output pixel depends on, per side:
+    /// the overlap a tile needs for tiled inference to equal whole-image
+    /// inference.
+    pub context: usize,
+    /// Whether `context` covers the whole receptive field. Networks with
+    /// global pooling (channel attention) or very deep stacks see the whole
+    /// input; their tiles overlap by `context` and differ from whole-image
+    /// inference by a small amount near tile seams.
+    pub exact_tiling: bool,
+}
+
+/// Tile overlap (input pixels per side) for networks whose receptive field
+/// is larger: the value Real-ESRGAN and BasicSR use for their tiles is 10;
+/// srkit uses a little more because it costs little at the default tile.
+pub const MAX_TILE_CONTEXT: usize = 16;
+
+impl NetworkIo {
+    /// The I/O of a network of `same`-padded convolutions whose output pixel
+    /// sees `radius` input pixels on each side, capped at
+    /// [`MAX_TILE_CONTEXT`] (`global`: it also pools over the whole input).
+    pub fn padded(color: ColorSpace, upscale: Option<usize>, radius: usize, global: bool) -> Self {
+        NetworkIo {
+            color,
+            upscale,
+            shrink: 0,
+            context: radius.min(MAX_TILE_CONTEXT),
+            exact_tiling: !global && radius <= MAX_TILE_CONTEXT,
+        }
+    }
+
+    /// Output pixels per input pixel along each axis (1 for networks fed the
+    /// bicubic-upscaled image).
+    pub fn factor(&self) -> usize {
+        self.upscale.unwrap_or(1)
+    }
+}
+
+/// Architectures srkit knows, by file name.
+pub const ARCHITECTURES: &[&str] = &["srcnn"];
+
 /// A built network of one of the known architectures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Network {
     /// [`Srcnn`].
     Srcnn(Srcnn),
+}
+
+/// Calls `$body` with `$n` bound to the architecture inside a [`Network`].
+macro_rules! each_network {
+    ($net:expr, $n:ident => $body:expr) => {
+        match $net {
+            Network::Srcnn($n) => $body,
+        }
+    };
+}
+
+/// Parses an architecture's config from JSON.
+fn parse_config<C: serde::de::DeserializeOwned>(
+    arch: &str,
+    config: &serde_json::Value,
+) -> Result<C> {
+    serde_json::from_value(config.clone())
+        .map_err(|e| Error::Model(format!("bad {arch} config {config}: {e}")))
 }
 
 impl Network {
@@ -51,17 +150,15 @@ impl Network {
         store: &mut ParamStore,
         rng: &mut impl rand::Rng,
     ) -> Result<Network> {
-        match arch {
-            "srcnn" => {
-                let cfg: SrcnnConfig = serde_json::from_value(config.clone())
-                    .map_err(|e| Error::Model(format!("bad srcnn config {config}: {e}")))?;
-                Ok(Network::Srcnn(Srcnn::new(store, cfg, rng)?))
+        Ok(match arch {
+            "srcnn" => Network::Srcnn(Srcnn::new(store, parse_config(arch, config)?, rng)?),
+            other => {
+                return Err(Error::Model(format!(
+                    "unknown architecture {other:?} (known: {})",
+                    ARCHITECTURES.join(", ")
+                )))
             }
-            other => Err(Error::Model(format!(
-                "unknown architecture {other:?} (known: {})",
-                ARCHITECTURES.join(", ")
-            ))),
-        }
+        })
     }
 
     /// The architecture's name as stored in model files.
@@ -73,31 +170,23 @@ impl Network {
 
     /// The config as JSON, as stored in model files.
     pub fn config_json(&self) -> serde_json::Value {
-        match self {
-            Network::Srcnn(n) => serde_json::to_value(n.config).unwrap_or_default(),
-        }
+        each_network!(self, n => serde_json::to_value(n.config).unwrap_or_default())
     }
 
-    /// Input pixels lost on each side by the network's valid convolutions;
-    /// whole-image inference pads the input by this much.
-    pub fn receptive_radius(&self) -> usize {
-        match self {
-            Network::Srcnn(n) => n.config.receptive_radius(),
-        }
+    /// What the network takes and returns.
+    pub fn io(&self) -> NetworkIo {
+        each_network!(self, n => n.io())
     }
 
-    /// Taped forward pass on `[N, 1, H, W]`.
-    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
-        match self {
-            Network::Srcnn(n) => n.forward(g, store, x),
-        }
+    /// The forward pass on `[N, C, H, W]`, taped on a [`Graph`] or eager
+    /// on [`Eager`](crate::nn::Eager).
+    pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
+        each_network!(self, n => n.forward(o, store, x))
     }
 
-    /// Tape-free forward pass on `[N, 1, H, W]`.
-    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Network::Srcnn(n) => n.infer(be, store, x),
-        }
+    /// Tape-free forward pass on the CPU-or-other `backend`.
+    pub fn infer(&self, backend: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
+        self.forward(&mut Eager::new(backend), store, x)
     }
 }
 
@@ -129,7 +218,8 @@ pub struct ModelMeta {
     pub config: serde_json::Value,
     /// Upscaling factors the weights were trained for.
     pub scales: Vec<usize>,
-    /// Colour space the network works in: `"y"` (BT.601 luma) for now.
+    /// Colour space the network works in: `"y"` (BT.601 luma) or `"rgb"`
+    /// ([`ColorSpace`]).
     pub color: String,
     /// Range of the network's input and output samples.
     pub value_range: [f32; 2],
@@ -185,7 +275,7 @@ impl Model {
                 arch: network.arch().to_string(),
                 config: network.config_json(),
                 scales,
-                color: "y".into(),
+                color: network.io().color.as_str().into(),
                 value_range: [0.0, 1.0],
                 training: TrainingRecord::default(),
                 benchmarks: Vec::new(),
@@ -207,13 +297,18 @@ impl Model {
             .ok_or_else(|| bad(format!("no '{METADATA_KEY}' metadata: not an srkit model")))?;
         let meta: ModelMeta =
             serde_json::from_str(json).map_err(|e| bad(format!("bad metadata: {e}")))?;
-        if meta.color != "y" {
-            return Err(bad(format!("unsupported colour space {:?}", meta.color)));
-        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut params = ParamStore::new();
         let network = Network::build(&meta.arch, &meta.config, &mut params, &mut rng)
             .map_err(|e| bad(e.to_string()))?;
+        if meta.color != network.io().color.as_str() {
+            return Err(bad(format!(
+                "colour space {:?} does not match the {} network's {:?}",
+                meta.color,
+                meta.arch,
+                network.io().color.as_str()
+            )));
+        }
         params
             .load_safetensors(bytes)
             .map_err(|e| bad(e.to_string()))?;

@@ -28,8 +28,9 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::{ColorSpace, NetworkIo};
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Backend, Conv2d, Conv2dConfig, Graph, ParamStore, Tensor, Var};
+use crate::nn::{Conv2d, Conv2dConfig, Ops, ParamStore};
 
 /// SRCNN hyper-parameters: filter sizes f1-f2-f3 and widths n1, n2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,23 +126,26 @@ impl Srcnn {
         })
     }
 
-    /// Taped forward pass: `[N, 1, H, W]` → `[N, 1, H − 2r, W − 2r]`
-    /// (valid convolutions, `r` = receptive radius).
-    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
-        let h = self.conv1.forward(g, store, x)?;
-        let h = g.relu(h);
-        let h = self.conv2.forward(g, store, h)?;
-        let h = g.relu(h);
-        self.conv3.forward(g, store, h)
+    /// Input and output: Y of the bicubic-upscaled image, valid
+    /// convolutions (see the module docs on borders).
+    pub fn io(&self) -> NetworkIo {
+        NetworkIo {
+            color: ColorSpace::Y,
+            upscale: None,
+            shrink: self.config.receptive_radius(),
+            context: 0,
+            exact_tiling: true,
+        }
     }
 
-    /// Inference without a tape, same shapes as [`Srcnn::forward`].
-    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.infer(be, store, x)?;
-        let h = be.activation(Activation::Relu, &h);
-        let h = self.conv2.infer(be, store, &h)?;
-        let h = be.activation(Activation::Relu, &h);
-        self.conv3.infer(be, store, &h)
+    /// Forward pass: `[N, 1, H, W]` → `[N, 1, H − 2r, W − 2r]` (valid
+    /// convolutions, `r` = receptive radius).
+    pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
+        let h = self.conv1.forward(o, store, x)?;
+        let h = o.relu(&h);
+        let h = self.conv2.forward(o, store, &h)?;
+        let h = o.relu(&h);
+        self.conv3.forward(o, store, &h)
     }
 }
 
@@ -171,8 +175,10 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut store = ParamStore::new();
         let net = Srcnn::new(&mut store, SrcnnConfig::default(), &mut rng).unwrap();
-        let x = Tensor::full(&[2, 1, 33, 33], 0.5);
-        let y = net.infer(&crate::nn::CPU, &store, &x).unwrap();
+        let x = crate::nn::Tensor::full(&[2, 1, 33, 33], 0.5);
+        let y = net
+            .forward(&mut crate::nn::Eager::new(&crate::nn::CPU), &store, &x)
+            .unwrap();
         assert_eq!(y.shape(), &[2, 1, 17, 17]);
         let bad = SrcnnConfig {
             f2: 4,

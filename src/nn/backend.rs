@@ -156,6 +156,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn pixel_shuffle(&self, x: &Tensor, r: usize) -> Result<Tensor>;
     /// Inverse of [`pixel_shuffle`](Backend::pixel_shuffle).
     fn pixel_unshuffle(&self, x: &Tensor, r: usize) -> Result<Tensor>;
+    /// Nearest-neighbour upsampling by an integer factor `r` (PyTorch
+    /// `F.interpolate(x, scale_factor=r, mode="nearest")`): every pixel
+    /// becomes an `r x r` block.
+    fn upsample_nearest(&self, x: &Tensor, r: usize) -> Result<Tensor>;
+    /// Gradient of [`upsample_nearest`](Backend::upsample_nearest): sums
+    /// each `r x r` block of `dy`.
+    fn upsample_nearest_backward(&self, dy: &Tensor, r: usize) -> Result<Tensor>;
     /// Applies a parameter-free activation.
     fn activation(&self, act: Activation, x: &Tensor) -> Tensor;
     /// Gradient of an activation given its input `x`, output `y` and `dy`.
@@ -579,6 +586,55 @@ impl Backend for Cpu {
             }
         }
         Tensor::new(&[n, c * r * r, ih, iw], y)
+    }
+
+    fn upsample_nearest(&self, x: &Tensor, r: usize) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        if r == 0 {
+            return Err(Error::invalid(
+                "upsample_nearest",
+                "factor must be positive",
+            ));
+        }
+        let (oh, ow) = (h * r, w * r);
+        let mut y = vec![0.0; n * c * oh * ow];
+        y.par_chunks_mut(oh * ow)
+            .zip(x.data().par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                for (yy, srow) in src.chunks(w).enumerate() {
+                    let first = &mut dst[yy * r * ow..][..ow];
+                    for (d, &v) in first.chunks_mut(r).zip(srow) {
+                        d.fill(v);
+                    }
+                    for i in 1..r {
+                        dst.copy_within(yy * r * ow..(yy * r + 1) * ow, (yy * r + i) * ow);
+                    }
+                }
+            });
+        Tensor::new(&[n, c, oh, ow], y)
+    }
+
+    fn upsample_nearest_backward(&self, dy: &Tensor, r: usize) -> Result<Tensor> {
+        let (n, c, h, w) = dy.dims4()?;
+        if r == 0 || h % r != 0 || w % r != 0 {
+            return Err(Error::invalid(
+                "upsample_nearest_backward",
+                format!("size {h}x{w} not divisible by {r}"),
+            ));
+        }
+        let (ih, iw) = (h / r, w / r);
+        let mut dx = vec![0.0; n * c * ih * iw];
+        dx.par_chunks_mut(ih * iw)
+            .zip(dy.data().par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                for (yy, drow) in src.chunks(w).enumerate() {
+                    let out = &mut dst[(yy / r) * iw..][..iw];
+                    for (o, block) in out.iter_mut().zip(drow.chunks(r)) {
+                        *o += block.iter().sum::<f32>();
+                    }
+                }
+            });
+        Tensor::new(&[n, c, ih, iw], dx)
     }
 
     fn activation(&self, act: Activation, x: &Tensor) -> Tensor {

@@ -38,6 +38,10 @@ enum Op {
         x: usize,
         r: usize,
     },
+    UpsampleNearest {
+        x: usize,
+        r: usize,
+    },
     Act {
         x: usize,
         act: Activation,
@@ -259,6 +263,12 @@ impl<'b> Graph<'b> {
         Ok(self.push(y, Op::PixelShuffle { x: x.0, r }, &[x.0]))
     }
 
+    /// Nearest-neighbour upsampling by `r`, see [`Backend::upsample_nearest`].
+    pub fn upsample_nearest(&mut self, x: Var, r: usize) -> Result<Var> {
+        let y = self.backend.upsample_nearest(self.v(x), r)?;
+        Ok(self.push(y, Op::UpsampleNearest { x: x.0, r }, &[x.0]))
+    }
+
     /// A parameter-free activation.
     pub fn activation(&mut self, x: Var, act: Activation) -> Var {
         let y = self.backend.activation(act, self.v(x));
@@ -468,6 +478,7 @@ impl<'b> Graph<'b> {
                     }
                 }
                 Op::PixelShuffle { x, r } => send(*x, be.pixel_unshuffle(&gy, *r)?)?,
+                Op::UpsampleNearest { x, r } => send(*x, be.upsample_nearest_backward(&gy, *r)?)?,
                 Op::Act { x, act } => send(
                     *x,
                     be.activation_backward(*act, self.v(Var(*x)), &node.value, &gy)?,

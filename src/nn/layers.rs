@@ -1,12 +1,14 @@
-//! Layers: parameter bundles with a taped `forward` and a tape-free `infer`.
+//! Layers: parameter bundles whose `forward` runs on any [`Ops`] (a taped
+//! [`Graph`](super::Graph) for training, [`Eager`](super::Eager) for
+//! inference).
 //!
 //! Each layer registers its parameters in a [`ParamStore`] under
 //! `"{prefix}.weight"` / `"{prefix}.bias"`, PyTorch's `state_dict` keys, and
 //! initialises them as PyTorch does (`kaiming_uniform_(a = sqrt(5))`, i.e.
 //! `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias).
 
-use super::backend::{Backend, Conv2dConfig, ConvTranspose2dConfig};
-use super::graph::{Graph, Var};
+use super::backend::{Conv2dConfig, ConvTranspose2dConfig};
+use super::ops::Ops;
 use super::params::{ParamId, ParamStore};
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
@@ -102,21 +104,28 @@ impl Conv2d {
         })
     }
 
-    /// Taped forward pass.
-    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
-        let w = g.param(store, self.weight);
-        let b = self.bias.map(|b| g.param(store, b));
-        g.conv2d(x, w, b, self.config)
+    /// A `k x k` convolution with bias, stride 1 and padding `k / 2` (the
+    /// output keeps the input's size for odd `k`): the layer most SR
+    /// networks are made of.
+    pub fn same(
+        store: &mut ParamStore,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let config = Conv2dConfig {
+            padding: k / 2,
+            ..Conv2dConfig::default()
+        };
+        Self::new(store, prefix, c_in, c_out, k, true, config, rng)
     }
 
-    /// Inference without a tape.
-    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
-        be.conv2d(
-            x,
-            store.get(self.weight),
-            self.bias.map(|b| store.get(b)),
-            self.config,
-        )
+    /// Applies the convolution (taped on a [`Graph`](super::Graph), or
+    /// eagerly on [`Eager`](super::Eager)).
+    pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
+        o.conv2d(x, store, self.weight, self.bias, self.config)
     }
 }
 
@@ -160,21 +169,9 @@ impl ConvTranspose2d {
         })
     }
 
-    /// Taped forward pass.
-    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
-        let w = g.param(store, self.weight);
-        let b = self.bias.map(|b| g.param(store, b));
-        g.conv_transpose2d(x, w, b, self.config)
-    }
-
-    /// Inference without a tape.
-    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
-        be.conv_transpose2d(
-            x,
-            store.get(self.weight),
-            self.bias.map(|b| store.get(b)),
-            self.config,
-        )
+    /// Applies the transposed convolution.
+    pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
+        o.conv_transpose2d(x, store, self.weight, self.bias, self.config)
     }
 }
 
@@ -199,14 +196,8 @@ impl Prelu {
         Ok(Prelu { weight })
     }
 
-    /// Taped forward pass.
-    pub fn forward(&self, g: &mut Graph<'_>, store: &ParamStore, x: Var) -> Result<Var> {
-        let a = g.param(store, self.weight);
-        g.prelu(x, a)
-    }
-
-    /// Inference without a tape.
-    pub fn infer(&self, be: &dyn Backend, store: &ParamStore, x: &Tensor) -> Result<Tensor> {
-        be.prelu(x, store.get(self.weight))
+    /// Applies the PReLU.
+    pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
+        o.prelu(x, store, self.weight)
     }
 }

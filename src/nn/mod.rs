@@ -12,8 +12,11 @@
 //! - [`ParamStore`] / [`ParamId`]: named parameters (PyTorch `state_dict`
 //!   keys), loadable from and savable to safetensors.
 //! - [`Adam`] with serializable [`AdamState`] for checkpoint/resume.
-//! - [`layers`]: [`Conv2d`], [`ConvTranspose2d`], [`Prelu`], each with a taped
-//!   `forward` and a tape-free `infer` for inference.
+//! - [`Ops`]: the operations networks are written against, implemented by
+//!   [`Graph`] (taped, for training) and [`Eager`] (tape-free, for
+//!   inference), so each architecture writes its forward pass once.
+//! - [`layers`]: [`Conv2d`], [`ConvTranspose2d`], [`Prelu`], whose `forward`
+//!   runs on any [`Ops`].
 //!
 //! ```
 //! use srkit::nn::{Adam, AdamConfig, Conv2d, Conv2dConfig, Graph, ParamStore, Tensor};
@@ -27,7 +30,7 @@
 //! let x = Tensor::full(&[1, 1, 8, 8], 0.5);
 //! let mut g = Graph::new();
 //! let xv = g.input(x.clone());
-//! let y = conv.forward(&mut g, &store, xv)?;
+//! let y = conv.forward(&mut g, &store, &xv)?;
 //! let t = g.input(x);
 //! let loss = g.mse_loss(y, t)?;
 //! let grads = g.backward(loss)?;
@@ -39,6 +42,7 @@ mod backend;
 mod graph;
 mod kernels;
 pub mod layers;
+mod ops;
 mod optim;
 mod params;
 mod tensor;
@@ -48,6 +52,7 @@ pub use backend::{
 };
 pub use graph::{Graph, RunningStats, Var};
 pub use layers::{Conv2d, ConvTranspose2d, Prelu};
+pub use ops::{Eager, Ops};
 pub use optim::{Adam, AdamConfig, AdamState};
 pub use params::{tensor_from_view, Gradients, ParamId, ParamStore};
 pub use tensor::Tensor;

@@ -183,6 +183,31 @@ fn pixel_shuffle_layout() {
 }
 
 #[test]
+fn grad_upsample_nearest() {
+    for r in [2, 3] {
+        let f = move |g: &mut Graph<'_>, v: &[Var]| g.upsample_nearest(v[0], r);
+        check(store_of(&[("x", &[2, 3, 3, 4])], 5), &f, 1e-2, 1e-3);
+    }
+}
+
+#[test]
+fn upsample_nearest_layout() {
+    // PyTorch: F.interpolate(x, scale_factor=2, mode="nearest") repeats
+    // every pixel into a 2x2 block.
+    let x = Tensor::new(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("t");
+    let y = CPU.upsample_nearest(&x, 2).expect("up");
+    assert_eq!(y.shape(), &[1, 1, 4, 4]);
+    #[rustfmt::skip]
+    assert_eq!(y.data(), &[
+        1.0, 1.0, 2.0, 2.0,
+        1.0, 1.0, 2.0, 2.0,
+        3.0, 3.0, 4.0, 4.0,
+        3.0, 3.0, 4.0, 4.0,
+    ]);
+    assert!(CPU.upsample_nearest_backward(&y, 3).is_err());
+}
+
+#[test]
 fn grad_activations() {
     for act in [
         Activation::Relu,
