@@ -12,7 +12,7 @@ use super::backend::{Activation, Backend, Conv2dConfig, ConvTranspose2dConfig};
 use super::graph::{Graph, Var};
 use super::params::{ParamId, ParamStore};
 use super::tensor::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The operations SR networks are built from (see the module docs).
 pub trait Ops {
@@ -56,8 +56,11 @@ pub trait Ops {
     fn mul(&mut self, a: &Self::Value, b: &Self::Value) -> Result<Self::Value>;
     /// `s * x`.
     fn scale(&mut self, x: &Self::Value, s: f32) -> Self::Value;
-    /// A constant (not trained), e.g. a mean-shift offset.
+    /// A constant (not trained).
     fn constant(&mut self, t: Tensor) -> Self::Value;
+    /// Adds `offsets[c]` to every pixel of channel `c` of an NCHW value
+    /// (EDSR's and RCAN's mean shift); not trained.
+    fn shift_channels(&mut self, x: &Self::Value, offsets: &[f32]) -> Result<Self::Value>;
 
     /// ReLU.
     fn relu(&mut self, x: &Self::Value) -> Self::Value {
@@ -134,6 +137,12 @@ impl Ops for Graph<'_> {
 
     fn constant(&mut self, t: Tensor) -> Var {
         self.input(t)
+    }
+
+    fn shift_channels(&mut self, x: &Var, offsets: &[f32]) -> Result<Var> {
+        let b = channel_offsets(self.value(*x).shape(), offsets)?;
+        let b = self.input(b);
+        Graph::add(self, *x, b)
     }
 }
 
@@ -215,5 +224,20 @@ impl Ops for Eager<'_> {
 
     fn constant(&mut self, t: Tensor) -> Tensor {
         t
+    }
+
+    fn shift_channels(&mut self, x: &Tensor, offsets: &[f32]) -> Result<Tensor> {
+        self.backend.add(x, &channel_offsets(x.shape(), offsets)?)
+    }
+}
+
+/// `offsets` as an `[N, C, 1, 1]` tensor broadcastable over `shape`.
+fn channel_offsets(shape: &[usize], offsets: &[f32]) -> Result<Tensor> {
+    match *shape {
+        [n, c, _, _] if c == offsets.len() => Tensor::new(&[n, c, 1, 1], offsets.repeat(n)),
+        _ => Err(Error::invalid(
+            "shift_channels",
+            format!("{} offsets for a tensor of shape {shape:?}", offsets.len()),
+        )),
     }
 }
