@@ -178,7 +178,7 @@ impl ModelUpscaler {
 }
 
 /// `rgb2gray`'s weights (BT.601 luma, summing to 1).
-const GRAY_WEIGHTS: [f32; 3] = [0.298_936_02, 0.587_043_1, 0.114_020_9];
+const GRAY_WEIGHTS: [f32; 3] = [0.298_936, 0.587_043, 0.114_021];
 
 impl Upscaler for ModelUpscaler {
     fn name(&self) -> String {
@@ -187,7 +187,7 @@ impl Upscaler for ModelUpscaler {
 
     fn supports_scale(&self, scale: usize) -> bool {
         self.model.supports_scale(scale)
-            && self.model.network.io().upscale.is_none_or(|s| s == scale)
+            && self.model.network.io().upscale.map_or(true, |s| s == scale)
     }
 
     fn upscale(&self, lr: &Image, scale: usize) -> Result<Image> {
@@ -291,6 +291,66 @@ mod tests {
                 .fold(0.0f32, f32::max);
             assert!(max <= 1e-5, "tile {tile}: max abs diff {max}");
         }
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn tiles_equal_whole_image_for_padded_and_lr_networks() {
+        let cases = [
+            ("vdsr", serde_json::json!({"depth": 5, "features": 8, "bias": true}), 1),
+            ("fsrcnn", serde_json::json!({"scale": 3, "d": 8, "s": 4, "m": 2}), 1),
+            (
+                "srvgg",
+                serde_json::json!({"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8,
+                    "num_conv": 3, "upscale": 2, "act_type": "prelu"}),
+                3,
+            ),
+        ];
+        for (arch, config, channels) in cases {
+            let model = Model::new(arch, config, vec![2], 5).unwrap();
+            let u = ModelUpscaler::new(model, arch);
+            assert!(u.model.network.io().exact_tiling, "{arch}");
+            let (w, h) = (23, 17);
+            let planes: Vec<f32> = (0..channels * w * h)
+                .map(|i| (i * 53 % 97) as f32 / 96.0)
+                .collect();
+            let whole = {
+                let mut u = u.clone();
+                u.tile = 1 << 20;
+                u.run(&planes, channels, w, h).unwrap()
+            };
+            let f = u.model.network.io().factor();
+            assert_eq!(whole.len(), channels * w * h * f * f, "{arch}");
+            for tile in [1, 4, 10] {
+                let mut u = u.clone();
+                u.tile = tile;
+                let tiled = u.run(&planes, channels, w, h).unwrap();
+                let d = max_diff(&whole, &tiled);
+                assert!(d <= 1e-5, "{arch} tile {tile}: max abs diff {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_networks_upscale_colour_and_gray_images() {
+        let config = serde_json::json!({"num_in_ch": 3, "num_out_ch": 3, "num_feat": 4,
+            "num_conv": 1, "upscale": 2, "act_type": "relu"});
+        let u = ModelUpscaler::new(Model::new("srvgg", config, vec![2], 1).unwrap(), "s");
+        assert!(u.supports_scale(2) && !u.supports_scale(3));
+        let rgb = Image::from_planar(5, 4, 3, BitDepth::U8, vec![0.5; 60]).unwrap();
+        let sr = u.upscale(&rgb, 2).unwrap();
+        assert_eq!((sr.width(), sr.height(), sr.channels()), (10, 8, 3));
+        let gray = Image::from_planar(5, 4, 2, BitDepth::U8, vec![0.5; 40]).unwrap();
+        let sr = u.upscale(&gray, 2).unwrap();
+        assert_eq!((sr.width(), sr.height(), sr.channels()), (10, 8, 2));
+        assert!(u.upscale(&gray, 3).is_err());
     }
 
     #[test]
