@@ -304,8 +304,16 @@ mod tests {
     #[test]
     fn tiles_equal_whole_image_for_padded_and_lr_networks() {
         let cases = [
-            ("vdsr", serde_json::json!({"depth": 5, "features": 8, "bias": true}), 1),
-            ("fsrcnn", serde_json::json!({"scale": 3, "d": 8, "s": 4, "m": 2}), 1),
+            (
+                "vdsr",
+                serde_json::json!({"depth": 5, "features": 8, "bias": true}),
+                1,
+            ),
+            (
+                "fsrcnn",
+                serde_json::json!({"scale": 3, "d": 8, "s": 4, "m": 2}),
+                1,
+            ),
             (
                 "srvgg",
                 serde_json::json!({"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8,

@@ -258,7 +258,9 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for cmd in ["upscale", "resize", "degrade", "metrics", "eval"] {
+    for cmd in [
+        "upscale", "resize", "degrade", "metrics", "eval", "train", "models", "convert",
+    ] {
         let o = srkit(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
         let text = String::from_utf8_lossy(&o.stdout);
@@ -323,4 +325,62 @@ fn builtin_models_upscale_list_and_share_the_eval_table() {
             .unwrap()
     };
     assert!(row("srcnn-x3") > row("bicubic") + 0.5, "{table}");
+}
+
+#[test]
+fn pytorch_checkpoints_upscale_and_convert_without_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_png(dir.path(), "in.png", 20, 16);
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights");
+    let fsrcnn = weights.join("fsrcnn-pytorch/fsrcnn_x3.pth");
+    let anime = weights.join("realesr-animevideov3/realesr-animevideov3.pth");
+
+    // The model's own scale is the default: x3 from FSRCNN's file name,
+    // x4 from SRVGGNetCompact's last layer.
+    let out = dir.path().join("f.png");
+    let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", s(&fsrcnn)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::image_dimensions(&out).unwrap(), (60, 48));
+    let out = dir.path().join("a.png");
+    let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", s(&anime)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::image_dimensions(&out).unwrap(), (80, 64));
+    let o = srkit(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&out),
+        "--model",
+        s(&anime),
+        "--scale",
+        "2",
+    ]);
+    assert_fails(&o, "x2", None);
+
+    // convert writes an srkit model that gives the same image.
+    let converted = dir.path().join("anime.safetensors");
+    let o = srkit(&["convert", s(&anime), "-o", s(&converted)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out2 = dir.path().join("a2.png");
+    let o = srkit(&[
+        "upscale",
+        s(&input),
+        "-o",
+        s(&out2),
+        "--model",
+        s(&converted),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+    let o = srkit(&["convert", s(&anime), "-o", s(&converted)]);
+    assert_fails(&o, "exists", None);
+
+    // A checkpoint that would run code is refused, in one line.
+    let evil =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pth/malicious_os_system.pth");
+    let bad_out = dir.path().join("evil.safetensors");
+    let o = srkit(&["convert", s(&evil), "-o", s(&bad_out)]);
+    assert_fails(&o, "refusing to call", Some(&bad_out));
+    let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", s(&evil)]);
+    assert_fails(&o, "refusing to call", None);
 }

@@ -29,10 +29,15 @@ pub struct EvalArgs {
     #[arg(short, long, value_delimiter = ',')]
     method: Vec<String>,
 
-    /// Learned models to evaluate: built-in names or .safetensors files
-    /// (comma-separated or repeated). They share the table with --method.
+    /// Learned models to evaluate: built-in names, .safetensors files or
+    /// PyTorch checkpoints (comma-separated or repeated). They share the
+    /// table with --method.
     #[arg(long, value_delimiter = ',')]
     model: Vec<String>,
+
+    /// Architecture of PyTorch --model files not recognised from their keys.
+    #[arg(long)]
+    arch: Option<String>,
 
     /// Store the scores in each --model file given as a path (used to make
     /// the built-in models' cards and `srkit models`).
@@ -80,10 +85,20 @@ pub fn run(a: EvalArgs) -> Result<()> {
     for m in &methods {
         upscalers.push(Box::new(upscale::interpolation(m)?));
     }
+    // Weights that do not record their scale (FSRCNN) take the one scale
+    // being evaluated, or the one in their file name.
+    let source = upscale::ModelSource {
+        arch: a.arch.clone(),
+        scale_hint: match a.scale[..] {
+            [s] => Some(s),
+            _ => None,
+        },
+    };
     for m in &a.model {
         upscalers.push(Box::new(upscale::load_model(
             m,
             srkit::infer::DEFAULT_TILE,
+            &source,
         )?));
     }
     let datasets = a
@@ -146,7 +161,7 @@ fn record_scores(models: &[String], results: &[eval::EvalResult]) -> Result<()> 
             bail!("--record needs model files, not built-in names ({spec})");
         }
         let mut model = Model::load(path)?;
-        let name = upscale::load_model(spec, 1)?.name;
+        let name = upscale::load_model(spec, 1, &upscale::ModelSource::default())?.name;
         for r in results.iter().filter(|r| r.method == name) {
             model
                 .meta

@@ -2,6 +2,7 @@
 //! subcommands. Every pixel operation lives in the library; the files here
 //! only parse, validate paths and print.
 
+mod convert;
 mod degrade;
 mod eval;
 mod metrics;
@@ -44,8 +45,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train an SR model (resumable).
     Train(train::TrainArgs),
-    /// List the built-in models and their scores.
+    // No doc here: the struct's doc is both the summary and the long help.
     Models(models::ModelsArgs),
+    /// Convert a PyTorch checkpoint into an srkit model file.
+    Convert(convert::ConvertArgs),
 }
 
 /// Runs the parsed command line.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Train(a) => train::run(a),
         Command::Models(a) => models::run(a),
+        Command::Convert(a) => convert::run(a),
     }
 }
 

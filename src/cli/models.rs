@@ -6,6 +6,11 @@ use srkit::models::builtin::BUILTIN_MODELS;
 
 /// List the built-in models with their scale, size and benchmark scores
 /// (PSNR dB / SSIM, paper convention, BI degradation).
+///
+/// Built-in models are embedded in the binary and need no download. Use one
+/// by name with `srkit upscale IN -o OUT --model srcnn-x3`, or compare them
+/// with `srkit eval --model srcnn-x3 --method bicubic --dataset DIR`.
+/// Without --model, `srkit upscale` picks the best one for the scale.
 #[derive(Debug, Args)]
 pub struct ModelsArgs {}
 

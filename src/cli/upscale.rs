@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use srkit::infer::{ModelUpscaler, DEFAULT_TILE};
-use srkit::models::{builtin, Model};
+use srkit::models::{builtin, import, Model};
 use srkit::resample::Kernel;
 use srkit::upscale::{Interpolation, Upscaler};
 
@@ -14,8 +14,10 @@ use super::{check_output_size, parse_int_scale, OutputArgs};
 /// Upscale an image.
 ///
 /// With no --model or --method, the best built-in model for the scale is
-/// used (see `srkit models`), or bicubic where none exists. Learned models
-/// run on the Y channel; colour (CbCr) and alpha are upscaled with bicubic.
+/// used (see `srkit models`), or bicubic where none exists. --model also
+/// takes PyTorch checkpoints (.pth) of the architectures srkit knows, read
+/// without Python. Y-channel models (SRCNN, VDSR, FSRCNN) upscale CbCr with
+/// bicubic; RGB models see all three channels; alpha is always bicubic.
 /// 16-bit input gives 16-bit output.
 #[derive(Debug, Args)]
 pub struct UpscaleArgs {
@@ -25,32 +27,66 @@ pub struct UpscaleArgs {
     #[command(flatten)]
     out: OutputArgs,
 
-    /// Upscaling factor (integer).
-    #[arg(short, long, default_value_t = 4, value_parser = parse_int_scale, allow_hyphen_values = true)]
-    scale: usize,
+    /// Upscaling factor (integer). Default: the model's own scale if it has
+    /// only one, else 4.
+    #[arg(short, long, value_parser = parse_int_scale, allow_hyphen_values = true)]
+    scale: Option<usize>,
 
-    /// A learned model: a built-in name (srcnn-x3) or a .safetensors file.
+    /// A learned model: a built-in name (srcnn-x3), an srkit .safetensors
+    /// file, or a PyTorch checkpoint (.pth) of a known architecture.
     #[arg(long, conflicts_with = "method")]
     model: Option<String>,
+
+    /// Architecture of a PyTorch --model, if it is not recognised from its
+    /// keys.
+    #[arg(long, requires = "model")]
+    arch: Option<String>,
 
     /// An interpolation kernel instead of a model: bicubic, bilinear,
     /// nearest, lanczos2, lanczos3, box.
     #[arg(short, long)]
     method: Option<String>,
 
-    /// Tile side for model inference (bounds memory; output is identical).
+    /// Tile side in output pixels for model inference (bounds memory;
+    /// output is identical for networks whose receptive field fits the
+    /// tile overlap).
     #[arg(long, default_value_t = DEFAULT_TILE)]
     tile: usize,
 }
 
-/// Resolves `--model`: a path to a model file, or a built-in name.
-pub fn load_model(spec: &str, tile: usize) -> Result<ModelUpscaler> {
+/// How to load a `--model`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSource {
+    /// Architecture of a PyTorch checkpoint, overriding detection.
+    pub arch: Option<String>,
+    /// Scale for weights that do not record theirs (FSRCNN).
+    pub scale_hint: Option<usize>,
+}
+
+/// Whether `path` holds a PyTorch checkpoint rather than an srkit model.
+fn is_pytorch(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 4];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let n = std::io::Read::read(&mut f, &mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(import::looks_like_pytorch(&head[..n]))
+}
+
+/// Resolves `--model`: a model file (srkit or PyTorch) or a built-in name;
+/// `tile` is in output pixels.
+pub fn load_model(spec: &str, tile: usize, source: &ModelSource) -> Result<ModelUpscaler> {
     if tile == 0 {
         bail!("--tile must be at least 1");
     }
     let path = Path::new(spec);
-    let mut upscaler = if path.exists() || spec.ends_with(".safetensors") {
-        let model = Model::load(path)?;
+    let mut upscaler = if path.exists() || spec.ends_with(".safetensors") || spec.ends_with(".pth")
+    {
+        let model = if is_pytorch(path)? {
+            import::load_pytorch(path, source.arch.as_deref(), source.scale_hint)?
+        } else {
+            Model::load(path)?
+        };
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().replace('_', "-"))
@@ -60,7 +96,7 @@ pub fn load_model(spec: &str, tile: usize) -> Result<ModelUpscaler> {
         let b = builtin::builtin(spec)?;
         ModelUpscaler::new(b.load()?, b.name)
     };
-    upscaler.tile = tile;
+    upscaler.tile = (tile / upscaler.model.network.io().factor()).max(1);
     Ok(upscaler)
 }
 
@@ -74,25 +110,37 @@ pub fn interpolation(name: &str) -> Result<Interpolation> {
 
 pub fn run(a: UpscaleArgs) -> Result<()> {
     a.out.check(&[&a.input])?;
-    let upscaler: Box<dyn Upscaler> = match (&a.model, &a.method) {
-        (Some(m), _) => Box::new(load_model(m, a.tile)?),
-        (None, Some(k)) => Box::new(interpolation(k)?),
-        (None, None) => match builtin::default_for_scale(a.scale) {
-            Some(b) => Box::new(load_model(b.name, a.tile)?),
-            None => Box::new(Interpolation::bicubic()),
-        },
+    let source = ModelSource {
+        arch: a.arch.clone(),
+        scale_hint: a.scale,
     };
-    if !upscaler.supports_scale(a.scale) {
-        bail!("{} cannot upscale x{}", upscaler.name(), a.scale);
+    let (upscaler, scale): (Box<dyn Upscaler>, usize) = match (&a.model, &a.method) {
+        (Some(m), _) => {
+            let u = load_model(m, a.tile, &source)?;
+            // A model made for one scale needs no --scale.
+            let own = match u.model.meta.scales[..] {
+                [s] => Some(s),
+                _ => None,
+            };
+            let scale = a.scale.or(own).unwrap_or(4);
+            (Box::new(u), scale)
+        }
+        (None, Some(k)) => (Box::new(interpolation(k)?), a.scale.unwrap_or(4)),
+        (None, None) => {
+            let scale = a.scale.unwrap_or(4);
+            match builtin::default_for_scale(scale) {
+                Some(b) => (Box::new(load_model(b.name, a.tile, &source)?), scale),
+                None => (Box::new(Interpolation::bicubic()), scale),
+            }
+        }
+    };
+    if !upscaler.supports_scale(scale) {
+        bail!("{} cannot upscale x{scale}", upscaler.name());
     }
     let lr = srkit::io::read_image(&a.input, &a.out.read_options())?;
-    check_output_size(
-        lr.width() * a.scale,
-        lr.height() * a.scale,
-        a.out.max_pixels,
-    )?;
+    check_output_size(lr.width() * scale, lr.height() * scale, a.out.max_pixels)?;
     let sr = upscaler
-        .upscale(&lr, a.scale)
+        .upscale(&lr, scale)
         .with_context(|| format!("upscaling {} with {}", a.input.display(), upscaler.name()))?;
     a.out.write(&sr)
 }

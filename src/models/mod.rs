@@ -17,6 +17,7 @@
 pub mod builtin;
 pub mod espcn;
 pub mod fsrcnn;
+pub mod import;
 pub mod pytorch;
 pub mod srcnn;
 pub mod srvgg;
