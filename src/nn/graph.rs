@@ -38,6 +38,10 @@ enum Op {
         x: usize,
         r: usize,
     },
+    PixelUnshuffle {
+        x: usize,
+        r: usize,
+    },
     UpsampleNearest {
         x: usize,
         r: usize,
@@ -263,6 +267,13 @@ impl<'b> Graph<'b> {
         Ok(self.push(y, Op::PixelShuffle { x: x.0, r }, &[x.0]))
     }
 
+    /// Pixel unshuffle by `r`, the inverse of [`Graph::pixel_shuffle`]
+    /// (PyTorch `PixelUnshuffle`).
+    pub fn pixel_unshuffle(&mut self, x: Var, r: usize) -> Result<Var> {
+        let y = self.backend.pixel_unshuffle(self.v(x), r)?;
+        Ok(self.push(y, Op::PixelUnshuffle { x: x.0, r }, &[x.0]))
+    }
+
     /// Nearest-neighbour upsampling by `r`, see [`Backend::upsample_nearest`].
     pub fn upsample_nearest(&mut self, x: Var, r: usize) -> Result<Var> {
         let y = self.backend.upsample_nearest(self.v(x), r)?;
@@ -478,6 +489,7 @@ impl<'b> Graph<'b> {
                     }
                 }
                 Op::PixelShuffle { x, r } => send(*x, be.pixel_unshuffle(&gy, *r)?)?,
+                Op::PixelUnshuffle { x, r } => send(*x, be.pixel_shuffle(&gy, *r)?)?,
                 Op::UpsampleNearest { x, r } => send(*x, be.upsample_nearest_backward(&gy, *r)?)?,
                 Op::Act { x, act } => send(
                     *x,

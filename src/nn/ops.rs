@@ -44,6 +44,10 @@ pub trait Ops {
     fn activation(&mut self, x: &Self::Value, act: Activation) -> Self::Value;
     /// Pixel shuffle by `r`.
     fn pixel_shuffle(&mut self, x: &Self::Value, r: usize) -> Result<Self::Value>;
+    /// Pixel unshuffle by `r` (`[N, C, H r, W r]` → `[N, C r², H, W]`), the
+    /// inverse of [`Ops::pixel_shuffle`]; `H` and `W` must be multiples of
+    /// `r`.
+    fn pixel_unshuffle(&mut self, x: &Self::Value, r: usize) -> Result<Self::Value>;
     /// Nearest-neighbour upsampling by `r`.
     fn upsample_nearest(&mut self, x: &Self::Value, r: usize) -> Result<Self::Value>;
     /// Global average pooling to `[N, C, 1, 1]`.
@@ -108,6 +112,10 @@ impl Ops for Graph<'_> {
 
     fn pixel_shuffle(&mut self, x: &Var, r: usize) -> Result<Var> {
         Graph::pixel_shuffle(self, *x, r)
+    }
+
+    fn pixel_unshuffle(&mut self, x: &Var, r: usize) -> Result<Var> {
+        Graph::pixel_unshuffle(self, *x, r)
     }
 
     fn upsample_nearest(&mut self, x: &Var, r: usize) -> Result<Var> {
@@ -196,6 +204,10 @@ impl Ops for Eager<'_> {
 
     fn pixel_shuffle(&mut self, x: &Tensor, r: usize) -> Result<Tensor> {
         self.backend.pixel_shuffle(x, r)
+    }
+
+    fn pixel_unshuffle(&mut self, x: &Tensor, r: usize) -> Result<Tensor> {
+        self.backend.pixel_unshuffle(x, r)
     }
 
     fn upsample_nearest(&mut self, x: &Tensor, r: usize) -> Result<Tensor> {

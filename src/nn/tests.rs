@@ -183,6 +183,27 @@ fn pixel_shuffle_layout() {
 }
 
 #[test]
+fn grad_pixel_unshuffle() {
+    for r in [2, 4] {
+        let xs = [2, 3, 2 * r, 3 * r];
+        let f = move |g: &mut Graph<'_>, v: &[Var]| g.pixel_unshuffle(v[0], r);
+        check(store_of(&[("x", &xs)], 4), &f, 1e-2, 1e-3);
+    }
+}
+
+#[test]
+fn pixel_unshuffle_layout() {
+    // PyTorch PixelUnshuffle: out[n, c*r*r + i*r + j, h, w] = in[n, c, h*r + i, w*r + j],
+    // so it undoes pixel_shuffle exactly.
+    let x = Tensor::new(&[1, 1, 2, 4], (0..8).map(|v| v as f32).collect()).expect("t");
+    let y = CPU.pixel_unshuffle(&x, 2).expect("pu");
+    assert_eq!(y.shape(), &[1, 4, 1, 2]);
+    assert_eq!(y.data(), &[0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0]);
+    assert_eq!(CPU.pixel_shuffle(&y, 2).expect("ps"), x);
+    assert!(CPU.pixel_unshuffle(&x, 3).is_err());
+}
+
+#[test]
 fn grad_upsample_nearest() {
     for r in [2, 3] {
         let f = move |g: &mut Graph<'_>, v: &[Var]| g.upsample_nearest(v[0], r);
