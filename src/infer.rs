@@ -84,19 +84,26 @@ pub fn run_tiled(
             let x1 = (tx + tw + e).min(width) + 2 * s;
             let y1 = (ty + th + e).min(height) + 2 * s;
             let (iw, ih) = (x1 - x0, y1 - y0);
-            let mut input = Vec::with_capacity(channels * iw * ih);
+            // Networks that fold their input need sides that are multiples
+            // of `m`: extend the tile by replicating its last row/column
+            // and crop the surplus output.
+            let m = io.multiple.max(1);
+            let (pw_t, ph_t) = (iw.div_ceil(m) * m, ih.div_ceil(m) * m);
+            let mut input = Vec::with_capacity(channels * pw_t * ph_t);
             for plane in padded.chunks_exact(pw * ph) {
-                for y in y0..y1 {
-                    input.extend_from_slice(&plane[y * pw + x0..y * pw + x1]);
+                for y in y0..y0 + ph_t {
+                    let row = &plane[y.min(y1 - 1) * pw..];
+                    input.extend_from_slice(&row[x0..x1]);
+                    input.extend(std::iter::repeat(row[x1 - 1]).take(pw_t - iw));
                 }
             }
-            let y = net(&Tensor::new(&[1, channels, ih, iw], input)?)?;
-            let (rw, rh) = ((iw - 2 * s) * f, (ih - 2 * s) * f);
+            let y = net(&Tensor::new(&[1, channels, ph_t, pw_t], input)?)?;
+            let (rw, rh) = ((pw_t - 2 * s) * f, (ph_t - 2 * s) * f);
             let c = match y.shape() {
                 &[1, c, h, w] if h == rh && w == rw && c > 0 => c,
                 other => {
                     return Err(Error::Model(format!(
-                        "network returned {other:?} for a {iw}x{ih} input tile, expected \
+                        "network returned {other:?} for a {pw_t}x{ph_t} input tile, expected \
                          [1, C, {rh}, {rw}]"
                     )))
                 }
@@ -359,6 +366,18 @@ mod tests {
         let sr = u.upscale(&gray, 2).unwrap();
         assert_eq!((sr.width(), sr.height(), sr.channels()), (10, 8, 2));
         assert!(u.upscale(&gray, 3).is_err());
+
+        // RRDBNet at x2 folds its input by 2: odd sizes and tiles are
+        // padded to even ones and the output cropped.
+        let config = serde_json::json!({"scale": 2, "num_feat": 4, "num_block": 1,
+            "num_grow_ch": 2});
+        let mut u = ModelUpscaler::new(Model::new("rrdbnet", config, vec![2], 1).unwrap(), "r");
+        assert_eq!(u.model.network.io().multiple, 2);
+        for tile in [3, 64] {
+            u.tile = tile;
+            let sr = u.upscale(&rgb, 2).unwrap();
+            assert_eq!((sr.width(), sr.height(), sr.channels()), (10, 8, 3));
+        }
     }
 
     #[test]

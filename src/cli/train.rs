@@ -23,13 +23,18 @@ use super::parse_int_scale;
 ///   --out models/srcnn_x3.safetensors
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Architecture to train.
-    #[arg(long, default_value = "srcnn", value_parser = ["srcnn"])]
+    /// Architecture to train (see --config for its hyper-parameters).
+    #[arg(long, default_value = "srcnn", value_parser = clap::builder::PossibleValuesParser::new(srkit::models::ARCHITECTURES))]
     arch: String,
 
     /// SRCNN variant f1-f2-f3.
     #[arg(long, default_value = "955", value_parser = ["955", "935", "915"])]
     variant: String,
+
+    /// Hyper-parameters that differ from the architecture's paper defaults,
+    /// as JSON, e.g. '{"num_feat": 32, "num_conv": 8}' for srvgg.
+    #[arg(long, value_name = "JSON")]
+    config: Option<String>,
 
     /// Upscaling factor.
     #[arg(short, long, value_parser = parse_int_scale, allow_hyphen_values = true)]
@@ -123,14 +128,35 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.out.is_dir() {
         bail!("--out {} is a directory", a.out.display());
     }
-    let config = match a.variant.as_str() {
-        "915" => SrcnnConfig::srcnn_915(),
-        "935" => SrcnnConfig::srcnn_935(),
-        _ => SrcnnConfig::srcnn_955(),
+    let mut arch_config = if a.arch == "srcnn" {
+        serde_json::to_value(match a.variant.as_str() {
+            "915" => SrcnnConfig::srcnn_915(),
+            "935" => SrcnnConfig::srcnn_935(),
+            _ => SrcnnConfig::srcnn_955(),
+        })?
+    } else {
+        srkit::models::default_config(&a.arch, a.scale)?
     };
+    if let Some(json) = &a.config {
+        let overrides: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).context("--config must be a JSON object")?;
+        let base = arch_config
+            .as_object_mut()
+            .context("architecture config is not an object")?;
+        for (k, v) in overrides {
+            if !base.contains_key(&k) {
+                let known: Vec<&String> = base.keys().collect();
+                bail!(
+                    "--config: {} has no setting {k:?} (it has {known:?})",
+                    a.arch
+                );
+            }
+            base.insert(k, v);
+        }
+    }
     let cfg = TrainConfig {
         arch: a.arch.clone(),
-        arch_config: serde_json::to_value(config)?,
+        arch_config,
         scale: a.scale,
         train: a.train.clone(),
         val: a.val.clone(),

@@ -15,10 +15,14 @@
 //! tensor's name and shape to match it.
 
 pub mod builtin;
+pub mod edsr;
 pub mod espcn;
 pub mod fsrcnn;
 pub mod import;
 pub mod pytorch;
+pub mod rcan;
+pub mod rdn;
+pub mod rrdbnet;
 pub mod srcnn;
 pub mod srvgg;
 pub mod vdsr;
@@ -32,8 +36,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::{Backend, Eager, Ops, ParamStore, Tensor};
 
+pub use edsr::{Edsr, EdsrConfig};
 pub use espcn::{Espcn, EspcnConfig};
 pub use fsrcnn::{Fsrcnn, FsrcnnConfig};
+pub use rcan::{Rcan, RcanConfig};
+pub use rdn::{Rdn, RdnConfig};
+pub use rrdbnet::{RrdbNet, RrdbNetConfig};
 pub use srcnn::{Srcnn, SrcnnConfig};
 pub use srvgg::{Srvgg, SrvggConfig};
 pub use vdsr::{Vdsr, VdsrConfig};
@@ -94,6 +102,10 @@ pub struct NetworkIo {
     /// input; their tiles overlap by `context` and differ from whole-image
     /// inference by a small amount near tile seams.
     pub exact_tiling: bool,
+    /// Input sides must be multiples of this (RRDBNet at x2 folds its input
+    /// with a pixel unshuffle by 2); inference pads each tile's bottom and
+    /// right edges by replication to a multiple and crops the output.
+    pub multiple: usize,
 }
 
 /// Tile overlap (input pixels per side) for networks whose receptive field
@@ -113,6 +125,7 @@ impl NetworkIo {
             shrink: 0,
             context: radius.min(MAX_TILE_CONTEXT),
             exact_tiling: !global && radius <= MAX_TILE_CONTEXT,
+            multiple: 1,
         }
     }
 
@@ -124,7 +137,9 @@ impl NetworkIo {
 }
 
 /// Architectures srkit knows, by file name.
-pub const ARCHITECTURES: &[&str] = &["srcnn", "vdsr", "fsrcnn", "espcn", "srvgg"];
+pub const ARCHITECTURES: &[&str] = &[
+    "srcnn", "vdsr", "fsrcnn", "espcn", "srvgg", "edsr", "rcan", "rdn", "rrdbnet",
+];
 
 /// A built network of one of the known architectures.
 #[derive(Debug, Clone)]
@@ -139,6 +154,14 @@ pub enum Network {
     Espcn(Espcn),
     /// [`Srvgg`] (Real-ESRGAN's SRVGGNetCompact).
     Srvgg(Srvgg),
+    /// [`Edsr`].
+    Edsr(Edsr),
+    /// [`Rcan`].
+    Rcan(Rcan),
+    /// [`Rdn`].
+    Rdn(Rdn),
+    /// [`RrdbNet`] (ESRGAN / Real-ESRGAN).
+    RrdbNet(RrdbNet),
 }
 
 /// Calls `$body` with `$n` bound to the architecture inside a [`Network`].
@@ -150,8 +173,43 @@ macro_rules! each_network {
             Network::Fsrcnn($n) => $body,
             Network::Espcn($n) => $body,
             Network::Srvgg($n) => $body,
+            Network::Edsr($n) => $body,
+            Network::Rcan($n) => $body,
+            Network::Rdn($n) => $body,
+            Network::RrdbNet($n) => $body,
         }
     };
+}
+
+/// The default config of `arch` at `scale` (the paper's model), as JSON:
+/// what `srkit train --arch` starts from before `--config` overrides.
+pub fn default_config(arch: &str, scale: usize) -> Result<serde_json::Value> {
+    let v = match arch {
+        "srcnn" => serde_json::to_value(SrcnnConfig::default()),
+        "vdsr" => serde_json::to_value(VdsrConfig::default()),
+        "fsrcnn" => serde_json::to_value(FsrcnnConfig::paper(scale)),
+        "espcn" => serde_json::to_value(EspcnConfig::paper(scale)),
+        "srvgg" => serde_json::to_value(SrvggConfig {
+            upscale: scale,
+            ..SrvggConfig::default()
+        }),
+        // The baseline: the full EDSR (43M parameters) is out of reach of
+        // CPU training.
+        "edsr" => serde_json::to_value(EdsrConfig::baseline(scale)),
+        "rcan" => serde_json::to_value(RcanConfig::paper(scale)),
+        "rdn" => serde_json::to_value(RdnConfig::paper(scale)),
+        "rrdbnet" => serde_json::to_value(RrdbNetConfig {
+            scale,
+            ..RrdbNetConfig::esrgan()
+        }),
+        other => {
+            return Err(Error::Model(format!(
+                "unknown architecture {other:?} (known: {})",
+                ARCHITECTURES.join(", ")
+            )))
+        }
+    };
+    v.map_err(|e| Error::Model(format!("cannot serialise the {arch} config: {e}")))
 }
 
 /// Parses an architecture's config from JSON.
@@ -179,6 +237,10 @@ impl Network {
             "fsrcnn" => Network::Fsrcnn(Fsrcnn::new(store, parse_config(arch, config)?, rng)?),
             "espcn" => Network::Espcn(Espcn::new(store, parse_config(arch, config)?, rng)?),
             "srvgg" => Network::Srvgg(Srvgg::new(store, parse_config(arch, config)?, rng)?),
+            "edsr" => Network::Edsr(Edsr::new(store, parse_config(arch, config)?, rng)?),
+            "rcan" => Network::Rcan(Rcan::new(store, parse_config(arch, config)?, rng)?),
+            "rdn" => Network::Rdn(Rdn::new(store, parse_config(arch, config)?, rng)?),
+            "rrdbnet" => Network::RrdbNet(RrdbNet::new(store, parse_config(arch, config)?, rng)?),
             other => {
                 return Err(Error::Model(format!(
                     "unknown architecture {other:?} (known: {})",
@@ -196,6 +258,10 @@ impl Network {
             Network::Fsrcnn(_) => "fsrcnn",
             Network::Espcn(_) => "espcn",
             Network::Srvgg(_) => "srvgg",
+            Network::Edsr(_) => "edsr",
+            Network::Rcan(_) => "rcan",
+            Network::Rdn(_) => "rdn",
+            Network::RrdbNet(_) => "rrdbnet",
         }
     }
 

@@ -277,12 +277,15 @@ impl RrdbNet {
     /// Input: the LR image, RGB in `[0, 1]`; output `scale` times larger. At
     /// x2 and x1 the input's sides must be multiples of 2 and 4.
     pub fn io(&self) -> NetworkIo {
-        NetworkIo::padded(
-            ColorSpace::Rgb,
-            Some(self.config.scale),
-            self.config.receptive_radius(),
-            false,
-        )
+        NetworkIo {
+            multiple: self.config.unshuffle(),
+            ..NetworkIo::padded(
+                ColorSpace::Rgb,
+                Some(self.config.scale),
+                self.config.receptive_radius(),
+                false,
+            )
+        }
     }
 
     /// Forward pass: `[N, 3, H, W]` → `[N, 3, sH, sW]`, RGB in `[0, 1]`.

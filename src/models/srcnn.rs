@@ -135,6 +135,7 @@ impl Srcnn {
             shrink: self.config.receptive_radius(),
             context: 0,
             exact_tiling: true,
+            multiple: 1,
         }
     }
 

@@ -1,10 +1,13 @@
-//! Training data: (input, target) Y-channel patches made exactly the way the
+//! Training data: (input, target) patches made exactly the way the
 //! benchmark makes its test inputs.
 //!
-//! Each HR image is cropped to a multiple of the scale, degraded with the BI
-//! model (srkit's MATLAB-exact bicubic downscale, rounded to 8-bit), and
-//! bicubic-upscaled back — the same steps [`crate::eval`] takes, so the
-//! network trains on the input distribution it is tested on. This is done
+//! Each HR image is cropped to a multiple of the scale and degraded with the
+//! BI model (srkit's MATLAB-exact bicubic downscale, rounded to 8-bit); for
+//! networks fed the upscaled image (SRCNN, VDSR) it is bicubic-upscaled
+//! back — the same steps [`crate::infer`] and [`crate::eval`] take, so the
+//! network trains on the input distribution it is tested on. Inputs and
+//! targets are in the network's colour space ([`NetworkIo::color`]): BT.601
+//! Y, or RGB (a grayscale image repeated in three channels). This is done
 //! once per image (degrading a random crop instead would change the pixels
 //! near the crop's edges); random crops, flips and 90° rotations are then
 //! drawn per step.
@@ -24,29 +27,58 @@ use crate::color::{self, GrayMode};
 use crate::degrade::{self, Degradation};
 use crate::error::{Error, Result};
 use crate::eval::Dataset;
+use crate::image::Image;
 use crate::io::{self, ReadOptions};
+use crate::models::{ColorSpace, NetworkIo};
 use crate::nn::Tensor;
 use crate::upscale::{Interpolation, Upscaler};
 
-/// One training image: network input (bicubic-upscaled BI Y) and target (HR
-/// Y), both `[0, 1]`, same size.
+/// One training image: network input and target planes in `[0, 1]`.
 #[derive(Debug, Clone)]
 pub struct TrainImage {
-    /// Width in pixels.
+    /// Width of the input in pixels.
     pub width: usize,
-    /// Height in pixels.
+    /// Height of the input in pixels.
     pub height: usize,
-    /// Bicubic-upscaled degraded Y.
+    /// Channels of input and target (1 for Y, 3 for RGB).
+    pub channels: usize,
+    /// Target pixels per input pixel along each axis (1 when the input is
+    /// the upscaled image, else the scale).
+    pub factor: usize,
+    /// Degraded input, planar `[C, H, W]`.
     pub input: Vec<f32>,
-    /// Ground-truth Y.
+    /// Ground truth, planar `[C, H f, W f]`.
     pub target: Vec<f32>,
 }
 
-/// Loads and prepares every image of the given folders for `scale`.
-pub fn prepare_images(folders: &[PathBuf], scale: usize) -> Result<Vec<TrainImage>> {
+/// The planes a network of colour space `color` sees of `img`.
+fn network_planes(img: &Image, color: ColorSpace) -> Result<Vec<f32>> {
+    match color {
+        ColorSpace::Y => Ok(color::luma_255(img, GrayMode::Native)?
+            .into_iter()
+            .map(|v| (v / 255.0) as f32)
+            .collect()),
+        ColorSpace::Rgb if img.color_channels() == 1 => Ok(img.plane(0).repeat(3)),
+        ColorSpace::Rgb => Ok(img.without_alpha().into_data()),
+    }
+}
+
+/// Loads and prepares every image of the given folders for `scale` and a
+/// network with I/O `io`.
+pub fn prepare_images(
+    folders: &[PathBuf],
+    scale: usize,
+    io: &NetworkIo,
+) -> Result<Vec<TrainImage>> {
     let mut paths = Vec::new();
     for f in folders {
         paths.extend(Dataset::from_dir(f)?.images);
+    }
+    if io.upscale.is_some_and(|s| s != scale) {
+        return Err(Error::invalid(
+            "scale",
+            format!("x{scale} for a network that upscales x{}", io.factor()),
+        ));
     }
     paths
         .par_iter()
@@ -54,18 +86,17 @@ pub fn prepare_images(folders: &[PathBuf], scale: usize) -> Result<Vec<TrainImag
             let hr = io::read_image(path, &ReadOptions::default())?.without_alpha();
             let hr = degrade::modcrop(&hr, scale)?;
             let lr = degrade::degrade(&hr, scale, Degradation::Bicubic, 0)?;
-            let ilr = Interpolation::bicubic().upscale(&lr, scale)?;
-            let y = |img| -> Result<Vec<f32>> {
-                Ok(color::luma_255(img, GrayMode::Native)?
-                    .into_iter()
-                    .map(|v| (v / 255.0) as f32)
-                    .collect())
+            let input = match io.upscale {
+                Some(_) => lr,
+                None => Interpolation::bicubic().upscale(&lr, scale)?,
             };
             Ok(TrainImage {
-                width: hr.width(),
-                height: hr.height(),
-                input: y(&ilr)?,
-                target: y(&hr)?,
+                width: input.width(),
+                height: input.height(),
+                channels: io.color.channels(),
+                factor: io.factor(),
+                input: network_planes(&input, io.color)?,
+                target: network_planes(&hr, io.color)?,
             })
         })
         .collect()
@@ -135,15 +166,19 @@ impl PatchSampler {
         self.images.len()
     }
 
-    /// The batch of step `step`: input `[B, 1, P, P]`, target `[B, 1, O, O]`
-    /// with `O = P − 2·crop`.
+    /// The batch of step `step`: input `[B, C, P, P]`, target `[B, C, O,
+    /// O]` with `O = (P − 2·crop)·f`.
     pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor)> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(step);
         let (p, c) = (self.patch, self.crop);
-        let o = p - 2 * c;
-        let mut input = Vec::with_capacity(self.batch * p * p);
-        let mut target = Vec::with_capacity(self.batch * o * o);
+        let (channels, f) = self
+            .images
+            .first()
+            .map_or((1, 1), |im| (im.channels, im.factor));
+        let o = (p - 2 * c) * f;
+        let mut input = Vec::with_capacity(self.batch * channels * p * p);
+        let mut target = Vec::with_capacity(self.batch * channels * o * o);
         let total = *self.cumulative.last().unwrap_or(&0);
         for _ in 0..self.batch {
             let r = rng.gen_range(0..total);
@@ -152,20 +187,25 @@ impl PatchSampler {
             let x0 = rng.gen_range(0..=im.width - p);
             let y0 = rng.gen_range(0..=im.height - p);
             let transform = rng.gen_range(0..8u8);
-            push_patch(&mut input, &im.input, im.width, x0, y0, p, transform);
-            push_patch(
-                &mut target,
-                &im.target,
-                im.width,
-                x0 + c,
-                y0 + c,
-                o,
-                transform,
-            );
+            let (w, h) = (im.width, im.height);
+            for plane in im.input.chunks_exact(w * h) {
+                push_patch(&mut input, plane, w, x0, y0, p, transform);
+            }
+            for plane in im.target.chunks_exact(w * h * f * f) {
+                push_patch(
+                    &mut target,
+                    plane,
+                    w * f,
+                    (x0 + c) * f,
+                    (y0 + c) * f,
+                    o,
+                    transform,
+                );
+            }
         }
         Ok((
-            Tensor::new(&[self.batch, 1, p, p], input)?,
-            Tensor::new(&[self.batch, 1, o, o], target)?,
+            Tensor::new(&[self.batch, channels, p, p], input)?,
+            Tensor::new(&[self.batch, channels, o, o], target)?,
         ))
     }
 
@@ -220,6 +260,8 @@ mod tests {
         TrainImage {
             width: w,
             height: h,
+            channels: 1,
+            factor: 1,
             input: target.iter().map(|v| v + 0.5).collect(),
             target,
         }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::eval::{self, Dataset, EvalOptions};
 use crate::infer::ModelUpscaler;
-use crate::models::{ColorSpace, Model, TrainingRecord};
+use crate::models::{Model, TrainingRecord};
 use crate::nn::{tensor_from_view, Adam, AdamConfig, AdamState, Graph, ParamStore, Tensor};
 
 use data::PatchSampler;
@@ -345,21 +345,8 @@ pub fn train(
     }
 
     let io = model.network.io();
-    if io.color != ColorSpace::Y || io.upscale.is_some() {
-        return Err(Error::Unsupported(format!(
-            "training {} (it takes {} input{}): srkit trains networks fed the bicubic-upscaled Y \
-             channel so far",
-            config.arch,
-            io.color.as_str(),
-            if io.upscale.is_some() {
-                " at low resolution"
-            } else {
-                ""
-            }
-        )));
-    }
+    let images = data::prepare_images(&config.train, config.scale, &io)?;
     let crop = io.shrink;
-    let images = data::prepare_images(&config.train, config.scale)?;
     let sampler = PatchSampler::new(images, config.patch, crop, config.batch, config.seed)?;
     let val_sets = config
         .val
