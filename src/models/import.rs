@@ -12,6 +12,14 @@
 //! | `espcn` | `first_part.0`, `first_part.2`, `last_part.0` (yjn870) | n1, n2, scale = √(output channels) |
 //! | `vdsr` | `input`, `residual_layer.{i}.conv`, `output` (twtygqyy) | depth, width, biases; any scale |
 //! | `srvgg` | `body.{i}` (Real-ESRGAN SRVGGNetCompact) | width, conv count, PReLU, scale = √(out / 3) |
+//! | `edsr` | BasicSR (`conv_first`, `body.{i}.conv1`, `upsample.*`) or EDSR-PyTorch (`head`, `body.{i}.body.*`, `tail`) | width, blocks, scale; residual scale 0.1 for 256 channels (the paper's rule) |
+//! | `rcan` | BasicSR (`body.{g}.residual_group.{b}.rcab.*`) or the official code (`body.{g}.body.{b}.body.*`, `conv_du`) | groups, blocks, width, reduction, scale |
+//! | `rdn` | EDSR-PyTorch (`SFENet1`, `RDBs.{i}.convs.{c}`, `GFF`, `UPNet`) | G0, D, C, G, scale |
+//! | `rrdbnet` | BasicSR / Real-ESRGAN (`conv_first`, `body.{i}.rdb1`), ESRGAN (`RRDB_trunk`, `upconv1`) and old ESRGAN (`model.1.sub.*`) | blocks, width, growth, scale from the input unshuffle |
+//!
+//! Official layouts are renamed to BasicSR's keys, srkit's own; constant
+//! mean-shift convolutions (`sub_mean`, `add_mean`) are dropped — srkit
+//! applies the same DIV2K mean.
 //!
 //! A scale the weights do not determine comes from the caller's hint
 //! (`--scale`, or an `x3` in the file name).
@@ -169,6 +177,221 @@ fn detect_srvgg(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detected>
     }))
 }
 
+/// `upsample.{2k}` convolutions of BasicSR's `Upsample`: one 9F-output
+/// conv means x3, n 4F-output convs mean x2ⁿ.
+fn upsample_scale(sd: &StateDict, prefix: &str, f: usize) -> Option<usize> {
+    let first = shape(sd, &format!("{prefix}.0.weight"))?;
+    if first[0] == 9 * f {
+        return Some(3);
+    }
+    let mut n = 0;
+    while let Some(sh) = shape(sd, &format!("{prefix}.{}.weight", 2 * n)) {
+        if sh[0] != 4 * f {
+            return None;
+        }
+        n += 1;
+    }
+    Some(1 << n)
+}
+
+fn detect_edsr(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detected>> {
+    let &[f, 3, 3, 3] = shape(sd, "conv_first.weight")? else {
+        return None;
+    };
+    shape(sd, "body.0.conv1.weight")?;
+    shape(sd, "conv_after_body.weight")?;
+    let blocks = max_index(sd, "body.", ".conv1.weight")? + 1;
+    let upscale = if sd.get("upsample.0.weight").is_some() {
+        upsample_scale(sd, "upsample", f)?
+    } else {
+        1
+    };
+    Some(Ok(Detected {
+        arch: "edsr",
+        config: json!({"num_feat": f, "num_block": blocks, "upscale": upscale,
+            "res_scale": if f >= 256 { 0.1 } else { 1.0 }, "img_range": 255.0,
+            "rgb_mean": super::edsr::DIV2K_RGB_MEAN}),
+        scales: vec![upscale],
+    }))
+}
+
+fn detect_rcan(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detected>> {
+    let &[f, 3, 3, 3] = shape(sd, "conv_first.weight")? else {
+        return None;
+    };
+    let &[squeezed, ..] = shape(sd, "body.0.residual_group.0.rcab.3.attention.1.weight")? else {
+        return None;
+    };
+    let groups = max_index(sd, "body.", ".conv.weight")? + 1;
+    let blocks = max_index(sd, "body.0.residual_group.", ".rcab.0.weight")? + 1;
+    let upscale = upsample_scale(sd, "upsample", f)?;
+    Some(Ok(Detected {
+        arch: "rcan",
+        config: json!({"num_feat": f, "num_group": groups, "num_block": blocks,
+            "squeeze_factor": f / squeezed.max(1), "upscale": upscale, "res_scale": 1.0,
+            "img_range": 255.0, "rgb_mean": super::edsr::DIV2K_RGB_MEAN}),
+        scales: vec![upscale],
+    }))
+}
+
+fn detect_rdn(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detected>> {
+    let &[g0, 3, _, _] = shape(sd, "SFENet1.weight")? else {
+        return None;
+    };
+    let &[g, ..] = shape(sd, "RDBs.0.convs.0.conv.0.weight")? else {
+        return None;
+    };
+    let d = max_index(sd, "RDBs.", ".LFF.weight")? + 1;
+    let c = max_index(sd, "RDBs.0.convs.", ".conv.0.weight")? + 1;
+    let &[up0, ..] = shape(sd, "UPNet.0.weight")? else {
+        return None;
+    };
+    let upscale = if sd.get("UPNet.4.weight").is_some() {
+        4
+    } else {
+        exact_sqrt(up0 / g.max(1))?
+    };
+    Some(Ok(Detected {
+        arch: "rdn",
+        config: json!({"g0": g0, "d": d, "c": c, "g": g, "upscale": upscale,
+            "img_range": 255.0}),
+        scales: vec![upscale],
+    }))
+}
+
+fn detect_rrdbnet(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detected>> {
+    let &[f, c_in, 3, 3] = shape(sd, "conv_first.weight")? else {
+        return None;
+    };
+    let &[grow, ..] = shape(sd, "body.0.rdb1.conv1.weight")? else {
+        return None;
+    };
+    shape(sd, "conv_up1.weight")?;
+    let blocks = max_index(sd, "body.", ".rdb1.conv1.weight")? + 1;
+    let unshuffle = exact_sqrt(c_in / 3).filter(|u| 3 * u * u == c_in)?;
+    if 4 % unshuffle != 0 {
+        return None;
+    }
+    let scale = 4 / unshuffle;
+    Some(Ok(Detected {
+        arch: "rrdbnet",
+        config: json!({"scale": scale, "num_feat": f, "num_block": blocks,
+            "num_grow_ch": grow}),
+        scales: vec![scale],
+    }))
+}
+
+/// Renames a key of an official (non-BasicSR) layout to BasicSR's, or
+/// `None` to drop it (constant buffers).
+fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let last_body = |p: &str| max_index(sd, p, ".weight");
+    let k = match layout {
+        Layout::EdsrOfficial | Layout::RcanOfficial => {
+            if parts[0] == "sub_mean" || parts[0] == "add_mean" {
+                return None;
+            }
+            match parts.as_slice() {
+                ["head", "0", rest @ ..] => format!("conv_first.{}", rest.join(".")),
+                ["tail", "0", rest @ ..] => format!("upsample.{}", rest.join(".")),
+                ["tail", "1", rest @ ..] => format!("conv_last.{}", rest.join(".")),
+                ["body", i, p] if Some(i.parse().ok()?) == last_body("body.") => {
+                    format!("conv_after_body.{p}")
+                }
+                ["body", i, "body", "0", p] if layout == Layout::EdsrOfficial => {
+                    format!("body.{i}.conv1.{p}")
+                }
+                ["body", i, "body", "2", p] if layout == Layout::EdsrOfficial => {
+                    format!("body.{i}.conv2.{p}")
+                }
+                ["body", g, "body", b, p] => {
+                    let group_last = last_body(&format!("body.{g}.body."))?;
+                    if b.parse::<usize>().ok()? == group_last {
+                        format!("body.{g}.conv.{p}")
+                    } else {
+                        return None;
+                    }
+                }
+                ["body", g, "body", b, "body", "0", p] => {
+                    format!("body.{g}.residual_group.{b}.rcab.0.{p}")
+                }
+                ["body", g, "body", b, "body", "2", p] => {
+                    format!("body.{g}.residual_group.{b}.rcab.2.{p}")
+                }
+                ["body", g, "body", b, "body", "3", "conv_du", c, p] => {
+                    let c: usize = c.parse().ok()?;
+                    format!("body.{g}.residual_group.{b}.rcab.3.attention.{}.{p}", c + 1)
+                }
+                _ => key.to_string(),
+            }
+        }
+        Layout::Esrgan => {
+            let k = key
+                .replace("RRDB_trunk.", "body.")
+                .replace(".RDB1.", ".rdb1.")
+                .replace(".RDB2.", ".rdb2.")
+                .replace(".RDB3.", ".rdb3.")
+                .replace("trunk_conv.", "conv_body.")
+                .replace("upconv1.", "conv_up1.")
+                .replace("upconv2.", "conv_up2.")
+                .replace("HRconv.", "conv_hr.");
+            k
+        }
+        Layout::EsrganOld => {
+            // model.0 conv_first; model.1.sub.{i}.RDB{j}.conv{k}.0; the
+            // last model.1.sub.N is conv_body; model.3/6/8/10 the tail.
+            let trunk_last = max_index(sd, "model.1.sub.", ".weight");
+            match parts.as_slice() {
+                ["model", "0", p] => format!("conv_first.{p}"),
+                ["model", "1", "sub", i, p] if Some(i.parse().ok()?) == trunk_last => {
+                    format!("conv_body.{p}")
+                }
+                ["model", "1", "sub", i, rdb, conv, "0", p] => {
+                    format!("body.{i}.{}.{conv}.{p}", rdb.to_ascii_lowercase())
+                }
+                ["model", "3", p] => format!("conv_up1.{p}"),
+                ["model", "6", p] => format!("conv_up2.{p}"),
+                ["model", "8", p] => format!("conv_hr.{p}"),
+                ["model", "10", p] => format!("conv_last.{p}"),
+                _ => key.to_string(),
+            }
+        }
+    };
+    Some(k)
+}
+
+/// Non-BasicSR key layouts srkit renames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    EdsrOfficial,
+    RcanOfficial,
+    Esrgan,
+    EsrganOld,
+}
+
+/// The state dict with an official layout's keys renamed to BasicSR's, if
+/// it has one of the layouts srkit renames.
+fn to_basicsr_layout(sd: &StateDict) -> Option<StateDict> {
+    let layout = if sd.get("head.0.weight").is_some() {
+        if sd.keys().any(|k| k.contains(".conv_du.")) {
+            Layout::RcanOfficial
+        } else {
+            Layout::EdsrOfficial
+        }
+    } else if sd.get("RRDB_trunk.0.RDB1.conv1.weight").is_some() {
+        Layout::Esrgan
+    } else if sd.get("model.1.sub.0.RDB1.conv1.0.weight").is_some() {
+        Layout::EsrganOld
+    } else {
+        return None;
+    };
+    let entries = sd
+        .iter()
+        .filter_map(|(k, t)| Some((rename_official(k, layout, sd)?, t.clone())))
+        .collect();
+    Some(StateDict::from_entries(entries, sd.source()))
+}
+
 type Detector = fn(&StateDict, Option<usize>) -> Option<Result<Detected>>;
 
 /// Detectors in the order they are tried; more specific layouts first
@@ -180,12 +403,18 @@ const DETECTORS: &[(&str, Detector)] = &[
     ("srcnn", detect_srcnn),
     ("vdsr", detect_vdsr),
     ("srvgg", detect_srvgg),
+    ("rcan", detect_rcan),
+    ("edsr", detect_edsr),
+    ("rdn", detect_rdn),
+    ("rrdbnet", detect_rrdbnet),
 ];
 
 /// Recognises the architecture of `sd` (or reads it as `arch` when given)
 /// and its hyper-parameters; `scale_hint` supplies a scale the weights do
 /// not determine.
 pub fn detect(sd: &StateDict, arch: Option<&str>, scale_hint: Option<usize>) -> Result<Detected> {
+    let renamed = to_basicsr_layout(sd);
+    let sd = renamed.as_ref().unwrap_or(sd);
     if let Some(a) = arch {
         let (_, f) = DETECTORS.iter().find(|(n, _)| *n == a).ok_or_else(|| {
             Error::Model(format!(
@@ -240,6 +469,8 @@ pub fn model_from_state_dict(
     arch: Option<&str>,
     scale_hint: Option<usize>,
 ) -> Result<Model> {
+    let renamed = to_basicsr_layout(sd);
+    let sd = renamed.as_ref().unwrap_or(sd);
     let d = detect(sd, arch, scale_hint)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut params = ParamStore::new();
@@ -319,6 +550,124 @@ pub fn looks_like_pytorch(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A random-weight model's parameters as a state dict, keys mapped by
+    /// `rename` (identity = BasicSR layout).
+    fn state_dict(m: &Model, rename: &dyn Fn(&str) -> String) -> StateDict {
+        let entries = m
+            .params
+            .ids()
+            .map(|id| (rename(m.params.name(id)), m.params.get(id).clone()))
+            .collect();
+        StateDict::from_entries(entries, "")
+    }
+
+    fn assert_round_trip(arch: &str, config: serde_json::Value, rename: &dyn Fn(&str) -> String) {
+        let m = Model::new(arch, config, vec![1], 3).unwrap();
+        let mut sd = state_dict(&m, rename);
+        if rename("conv_first.weight") == "head.0.weight" {
+            // Official EDSR/RCAN files carry their constant mean shifts.
+            let mut e = sd.into_entries();
+            e.push(("sub_mean.weight".into(), Tensor::full(&[3, 3, 1, 1], 1.0)));
+            e.push(("add_mean.bias".into(), Tensor::full(&[3], 0.5)));
+            sd = StateDict::from_entries(e, "");
+        }
+        let back = model_from_state_dict(&sd, None, None).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        assert_eq!(back.meta.arch, arch);
+        assert_eq!(back.meta.config, m.meta.config, "{arch}");
+        for id in m.params.ids() {
+            let name = m.params.name(id);
+            let got = back.params.get(back.params.id(name).unwrap());
+            assert_eq!(got, m.params.get(id), "{arch} {name}");
+        }
+    }
+
+    fn edsr_official(k: &str) -> String {
+        let parts: Vec<&str> = k.split('.').collect();
+        match parts.as_slice() {
+            ["conv_first", p] => format!("head.0.{p}"),
+            ["body", i, "conv1", p] => format!("body.{i}.body.0.{p}"),
+            ["body", i, "conv2", p] => format!("body.{i}.body.2.{p}"),
+            ["conv_after_body", p] => format!("body.3.{p}"),
+            ["upsample", i, p] => format!("tail.0.{i}.{p}"),
+            ["conv_last", p] => format!("tail.1.{p}"),
+            _ => k.to_string(),
+        }
+    }
+
+    fn rcan_official(k: &str) -> String {
+        let parts: Vec<&str> = k.split('.').collect();
+        match parts.as_slice() {
+            ["conv_first", p] => format!("head.0.{p}"),
+            ["body", g, "residual_group", b, "rcab", "3", "attention", c, p] => {
+                let c: usize = c.parse().unwrap();
+                format!("body.{g}.body.{b}.body.3.conv_du.{}.{p}", c - 1)
+            }
+            ["body", g, "residual_group", b, "rcab", c, p] => {
+                format!("body.{g}.body.{b}.body.{c}.{p}")
+            }
+            ["body", g, "conv", p] => format!("body.{g}.body.2.{p}"),
+            ["conv_after_body", p] => format!("body.2.{p}"),
+            ["upsample", i, p] => format!("tail.0.{i}.{p}"),
+            ["conv_last", p] => format!("tail.1.{p}"),
+            _ => k.to_string(),
+        }
+    }
+
+    fn esrgan(k: &str) -> String {
+        k.replace("body.", "RRDB_trunk.")
+            .replace(".rdb", ".RDB")
+            .replace("conv_body.", "trunk_conv.")
+            .replace("conv_up1.", "upconv1.")
+            .replace("conv_up2.", "upconv2.")
+            .replace("conv_hr.", "HRconv.")
+    }
+
+    fn esrgan_old(k: &str) -> String {
+        let parts: Vec<&str> = k.split('.').collect();
+        match parts.as_slice() {
+            ["conv_first", p] => format!("model.0.{p}"),
+            ["body", i, rdb, conv, p] => {
+                format!("model.1.sub.{i}.{}.{conv}.0.{p}", rdb.to_uppercase())
+            }
+            ["conv_body", p] => format!("model.1.sub.2.{p}"),
+            ["conv_up1", p] => format!("model.3.{p}"),
+            ["conv_up2", p] => format!("model.6.{p}"),
+            ["conv_hr", p] => format!("model.8.{p}"),
+            ["conv_last", p] => format!("model.10.{p}"),
+            _ => k.to_string(),
+        }
+    }
+
+    #[test]
+    fn deep_architectures_are_recognised_in_every_layout() {
+        let same = |k: &str| k.to_string();
+        let mean = super::super::edsr::DIV2K_RGB_MEAN;
+        let edsr = |up: usize| {
+            json!({"num_feat": 8, "num_block": 3, "upscale": up,
+            "res_scale": 1.0, "img_range": 255.0, "rgb_mean": mean})
+        };
+        for up in [2, 3, 4] {
+            assert_round_trip("edsr", edsr(up), &same);
+            assert_round_trip("edsr", edsr(up), &edsr_official);
+        }
+        let rcan = json!({"num_feat": 8, "num_group": 2, "num_block": 2, "squeeze_factor": 4,
+            "upscale": 2, "res_scale": 1.0, "img_range": 255.0, "rgb_mean": mean});
+        assert_round_trip("rcan", rcan.clone(), &same);
+        assert_round_trip("rcan", rcan, &rcan_official);
+        for up in [2, 3, 4] {
+            let rdn = json!({"g0": 8, "d": 2, "c": 3, "g": 4, "upscale": up, "img_range": 255.0});
+            assert_round_trip("rdn", rdn, &same);
+        }
+        for scale in [4, 2] {
+            let rrdb = json!({"scale": scale, "num_feat": 8, "num_block": 2, "num_grow_ch": 4});
+            assert_round_trip("rrdbnet", rrdb.clone(), &same);
+            assert_round_trip("rrdbnet", rrdb.clone(), &esrgan);
+            if scale == 4 {
+                assert_round_trip("rrdbnet", rrdb, &esrgan_old);
+            }
+        }
+    }
 
     #[test]
     fn scales_are_read_from_file_names() {

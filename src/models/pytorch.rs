@@ -102,6 +102,25 @@ impl StateDict {
         &self.source
     }
 
+    /// A state dict of `entries` (later duplicates replace earlier ones),
+    /// e.g. an imported one with its keys renamed.
+    pub fn from_entries(entries: Vec<(String, Tensor)>, source: &str) -> StateDict {
+        let mut sd = StateDict {
+            source: source.to_string(),
+            ..StateDict::default()
+        };
+        for (k, t) in entries {
+            match sd.index.get(&k) {
+                Some(&i) => sd.entries[i].1 = t,
+                None => {
+                    sd.index.insert(k.clone(), sd.entries.len());
+                    sd.entries.push((k, t));
+                }
+            }
+        }
+        sd
+    }
+
     /// Consumes the state dict, giving its `(key, tensor)` pairs in file order.
     pub fn into_entries(self) -> Vec<(String, Tensor)> {
         self.entries
