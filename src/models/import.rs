@@ -325,18 +325,15 @@ fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> 
                 _ => key.to_string(),
             }
         }
-        Layout::Esrgan => {
-            let k = key
-                .replace("RRDB_trunk.", "body.")
-                .replace(".RDB1.", ".rdb1.")
-                .replace(".RDB2.", ".rdb2.")
-                .replace(".RDB3.", ".rdb3.")
-                .replace("trunk_conv.", "conv_body.")
-                .replace("upconv1.", "conv_up1.")
-                .replace("upconv2.", "conv_up2.")
-                .replace("HRconv.", "conv_hr.");
-            k
-        }
+        Layout::Esrgan => key
+            .replace("RRDB_trunk.", "body.")
+            .replace(".RDB1.", ".rdb1.")
+            .replace(".RDB2.", ".rdb2.")
+            .replace(".RDB3.", ".rdb3.")
+            .replace("trunk_conv.", "conv_body.")
+            .replace("upconv1.", "conv_up1.")
+            .replace("upconv2.", "conv_up2.")
+            .replace("HRconv.", "conv_hr."),
         Layout::EsrganOld => {
             // model.0 conv_first; model.1.sub.{i}.RDB{j}.conv{k}.0; the
             // last model.1.sub.N is conv_body; model.3/6/8/10 the tail.
