@@ -409,6 +409,36 @@ fn add_bias(y: &mut [f32], b: &[f32], plane: usize) {
     }
 }
 
+/// `tanh` as a rational function of odd degree 13 over even degree 6 (the
+/// approximation Eigen and XLA use), within 5e-7 of the exact value on all
+/// of f32 (a unit test checks). libm's `tanhf` is a scalar call of ~20 ns
+/// that made ESPCN 2.4x slower than PyTorch; this one vectorises.
+#[inline]
+fn fast_tanh(x: f32) -> f32 {
+    const ALPHA: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619_3e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    const BETA: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+    // Beyond this |x| the f32 result is ±1 to the last bit.
+    let x = x.clamp(-7.905_311, 7.905_311);
+    let x2 = x * x;
+    let mut p = ALPHA[6];
+    for &a in ALPHA[..6].iter().rev() {
+        p = p * x2 + a;
+    }
+    let mut q = BETA[3];
+    for &b in BETA[..3].iter().rev() {
+        q = q * x2 + b;
+    }
+    x * p / q
+}
+
 /// Broadcast kind of a binary op's second operand.
 fn broadcast_plane(a: &Tensor, b: &Tensor, op: &str) -> Result<usize> {
     if a.shape() == b.shape() {
@@ -642,7 +672,7 @@ impl Backend for Cpu {
             Activation::Relu => map1(x.data(), |v| v.max(0.0)),
             Activation::LeakyRelu(s) => map1(x.data(), |v| if v >= 0.0 { v } else { s * v }),
             Activation::Sigmoid => map1(x.data(), |v| 1.0 / (1.0 + (-v).exp())),
-            Activation::Tanh => map1(x.data(), f32::tanh),
+            Activation::Tanh => map1(x.data(), fast_tanh),
         };
         Tensor::new(x.shape(), d).unwrap_or_else(|_| unreachable!("same element count"))
     }
@@ -1026,5 +1056,23 @@ impl Backend for Cpu {
             param[i] -= step_size * m[i] / denom;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tanh_tests {
+    #[test]
+    fn fast_tanh_is_within_5e_7_of_tanh() {
+        let mut worst = 0.0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 5e-5;
+            let err = (f64::from(super::fast_tanh(x)) - f64::from(x).tanh()).abs();
+            worst = worst.max(err);
+        }
+        for x in [-1e30f32, -20.0, -8.0, 8.0, 20.0, 1e30] {
+            assert_eq!(super::fast_tanh(x), x.signum());
+        }
+        assert!(worst < 5e-7, "max error {worst}");
+        assert!(super::fast_tanh(f32::NAN).is_nan());
     }
 }
