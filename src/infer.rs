@@ -36,10 +36,14 @@ use crate::upscale::{Interpolation, Upscaler};
 /// at this size.
 pub const DEFAULT_TILE: usize = 512;
 
+/// Called after each tile with (tiles done, tiles in all).
+pub type TileProgress = dyn Fn(usize, usize) + Send + Sync;
+
 /// Applies `net` to `channels` planes of `width x height` (planar, `[C, H,
 /// W]`) tile by tile, as the module docs describe; `tile` is in input
 /// pixels. Returns the output planes (`[C', H f, W f]`, `f` =
 /// [`NetworkIo::factor`]) and their channel count.
+#[allow(clippy::too_many_arguments)]
 pub fn run_tiled(
     planes: &[f32],
     channels: usize,
@@ -48,6 +52,7 @@ pub fn run_tiled(
     io: &NetworkIo,
     tile: usize,
     net: &dyn Fn(&Tensor) -> Result<Tensor>,
+    progress: Option<&TileProgress>,
 ) -> Result<(Vec<f32>, usize)> {
     if tile == 0 {
         return Err(Error::invalid("tile", "must be at least 1"));
@@ -73,6 +78,8 @@ pub fn run_tiled(
     let (ow, oh) = (width * f, height * f);
     let mut out: Vec<f32> = Vec::new();
     let mut out_channels = 0;
+    let tiles = height.div_ceil(tile) * width.div_ceil(tile);
+    let mut done = 0;
     for ty in (0..height).step_by(tile) {
         let th = tile.min(height - ty);
         for tx in (0..width).step_by(tile) {
@@ -126,13 +133,17 @@ pub fn run_tiled(
                     dst[to..to + tw * f].copy_from_slice(&src[from..from + tw * f]);
                 }
             }
+            done += 1;
+            if let Some(p) = progress {
+                p(done, tiles);
+            }
         }
     }
     Ok((out, out_channels))
 }
 
 /// A learned model as an [`Upscaler`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ModelUpscaler {
     /// The model.
     pub model: Model,
@@ -140,6 +151,18 @@ pub struct ModelUpscaler {
     pub name: String,
     /// Tile side in the network's input pixels.
     pub tile: usize,
+    /// Told about every finished tile (a progress bar on long runs).
+    pub progress: Option<std::sync::Arc<TileProgress>>,
+}
+
+impl std::fmt::Debug for ModelUpscaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelUpscaler")
+            .field("name", &self.name)
+            .field("arch", &self.model.meta.arch)
+            .field("tile", &self.tile)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ModelUpscaler {
@@ -150,6 +173,7 @@ impl ModelUpscaler {
             model,
             name: name.into(),
             tile,
+            progress: None,
         }
     }
 
@@ -171,9 +195,16 @@ impl ModelUpscaler {
                 io.color.channels()
             )));
         }
-        let (out, c) = run_tiled(planes, channels, width, height, &io, self.tile, &|x| {
-            m.network.infer(&CPU, &m.params, x)
-        })?;
+        let (out, c) = run_tiled(
+            planes,
+            channels,
+            width,
+            height,
+            &io,
+            self.tile,
+            &|x| m.network.infer(&CPU, &m.params, x),
+            self.progress.as_deref(),
+        )?;
         if c != channels {
             return Err(Error::Model(format!(
                 "{} returned {c} channel(s), expected {channels}",

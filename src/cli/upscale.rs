@@ -9,7 +9,7 @@ use srkit::models::{builtin, import, Model};
 use srkit::resample::Kernel;
 use srkit::upscale::{Interpolation, Upscaler};
 
-use super::{check_output_size, parse_int_scale, OutputArgs};
+use super::{check_output_size, parse_int_scale, progress_bar, OutputArgs};
 
 /// Upscale an image.
 ///
@@ -114,9 +114,18 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
         arch: a.arch.clone(),
         scale_hint: a.scale,
     };
+    let bar = progress_bar(0, "upscale");
+    let with_bar = |mut u: ModelUpscaler| {
+        let b = bar.clone();
+        u.progress = Some(std::sync::Arc::new(move |done, total| {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }));
+        u
+    };
     let (upscaler, scale): (Box<dyn Upscaler>, usize) = match (&a.model, &a.method) {
         (Some(m), _) => {
-            let u = load_model(m, a.tile, &source)?;
+            let u = with_bar(load_model(m, a.tile, &source)?);
             // A model made for one scale needs no --scale.
             let own = match u.model.meta.scales[..] {
                 [s] => Some(s),
@@ -129,7 +138,10 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
         (None, None) => {
             let scale = a.scale.unwrap_or(4);
             match builtin::default_for_scale(scale) {
-                Some(b) => (Box::new(load_model(b.name, a.tile, &source)?), scale),
+                Some(b) => (
+                    Box::new(with_bar(load_model(b.name, a.tile, &source)?)),
+                    scale,
+                ),
                 None => (Box::new(Interpolation::bicubic()), scale),
             }
         }
@@ -142,5 +154,6 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
     let sr = upscaler
         .upscale(&lr, scale)
         .with_context(|| format!("upscaling {} with {}", a.input.display(), upscaler.name()))?;
+    bar.finish_and_clear();
     a.out.write(&sr)
 }
