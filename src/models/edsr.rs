@@ -285,6 +285,71 @@ pub(crate) fn from_network_range<O: Ops>(
     o.shift_channels(&y, &rgb_mean)
 }
 
+/// The frame EDSR and RCAN share (BasicSR's layout): mean shift and range
+/// scaling, `conv_first`, a body with a long skip closed by
+/// `conv_after_body`, `upsample`, `conv_last`, and back to `[0, 1]`. The
+/// architectures differ only in their body.
+#[derive(Debug, Clone)]
+pub struct ResidualFrame {
+    conv_first: Conv2d,
+    conv_after_body: Conv2d,
+    upsample: Upsample,
+    conv_last: Conv2d,
+    img_range: f32,
+    rgb_mean: [f32; 3],
+}
+
+impl ResidualFrame {
+    /// Registers the frame's layers around the body `make_body` registers
+    /// (in PyTorch's order: `conv_first`, the body, then the rest, so fresh
+    /// weights match a PyTorch model seeded alike).
+    pub fn new<B, R: Rng>(
+        store: &mut ParamStore,
+        num_feat: usize,
+        upscale: usize,
+        img_range: f32,
+        rgb_mean: [f32; 3],
+        rng: &mut R,
+        make_body: impl FnOnce(&mut ParamStore, &mut R) -> Result<B>,
+    ) -> Result<(Self, B)> {
+        let f = num_feat;
+        let conv_first = Conv2d::same(store, "conv_first", 3, f, 3, rng)?;
+        let body = make_body(store, rng)?;
+        let frame = ResidualFrame {
+            conv_first,
+            conv_after_body: Conv2d::same(store, "conv_after_body", f, f, 3, rng)?,
+            upsample: Upsample::new(store, "upsample", upscale, f, rng)?,
+            conv_last: Conv2d::same(store, "conv_last", f, 3, 3, rng)?,
+            img_range,
+            rgb_mean,
+        };
+        Ok((frame, body))
+    }
+
+    /// Forward pass around `body`: `[N, 3, H, W]` → `[N, 3, sH, sW]`, RGB
+    /// in `[0, 1]`. Intermediates are dropped as soon as they are used, so
+    /// eager inference holds few full-size activations at once.
+    pub fn forward<O: Ops>(
+        &self,
+        o: &mut O,
+        store: &ParamStore,
+        x: &O::Value,
+        body: impl FnOnce(&mut O, &O::Value) -> Result<O::Value>,
+    ) -> Result<O::Value> {
+        let x = to_network_range(o, x, self.img_range, self.rgb_mean)?;
+        let x = self.conv_first.forward(o, store, &x)?;
+        let h = body(o, &x)?;
+        let res = self.conv_after_body.forward(o, store, &h)?;
+        drop(h);
+        let res = o.add(&res, &x)?;
+        drop(x);
+        let y = self.upsample.forward(o, store, &res)?;
+        drop(res);
+        let y = self.conv_last.forward(o, store, &y)?;
+        from_network_range(o, &y, self.img_range, self.rgb_mean)
+    }
+}
+
 /// The EDSR network (parameter names: BasicSR's `state_dict` keys,
 /// `conv_first.weight`, `body.{i}.conv{1,2}.*`, `conv_after_body.*`,
 /// `upsample.{0,2,..}.*`, `conv_last.*`).
@@ -292,11 +357,8 @@ pub(crate) fn from_network_range<O: Ops>(
 pub struct Edsr {
     /// Its hyper-parameters.
     pub config: EdsrConfig,
-    conv_first: Conv2d,
+    frame: ResidualFrame,
     body: Vec<ResidualBlockNoBn>,
-    conv_after_body: Conv2d,
-    upsample: Upsample,
-    conv_last: Conv2d,
 }
 
 impl Edsr {
@@ -304,18 +366,32 @@ impl Edsr {
     /// as PyTorch does (BasicSR's EDSR keeps PyTorch's default init).
     pub fn new(store: &mut ParamStore, config: EdsrConfig, rng: &mut impl Rng) -> Result<Self> {
         config.validate()?;
-        let f = config.num_feat;
-        let conv_first = Conv2d::same(store, "conv_first", 3, f, 3, rng)?;
-        let body = (0..config.num_block)
-            .map(|i| ResidualBlockNoBn::new(store, &format!("body.{i}"), f, config.res_scale, rng))
-            .collect::<Result<_>>()?;
+        let c = config;
+        let (frame, body) = ResidualFrame::new(
+            store,
+            c.num_feat,
+            c.upscale,
+            c.img_range,
+            c.rgb_mean,
+            rng,
+            |store, rng| {
+                (0..c.num_block)
+                    .map(|i| {
+                        ResidualBlockNoBn::new(
+                            store,
+                            &format!("body.{i}"),
+                            c.num_feat,
+                            c.res_scale,
+                            rng,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+        )?;
         Ok(Edsr {
             config,
-            conv_first,
+            frame,
             body,
-            conv_after_body: Conv2d::same(store, "conv_after_body", f, f, 3, rng)?,
-            upsample: Upsample::new(store, "upsample", config.upscale, f, rng)?,
-            conv_last: Conv2d::same(store, "conv_last", f, 3, 3, rng)?,
         })
     }
 
@@ -331,23 +407,9 @@ impl Edsr {
 
     /// Forward pass: `[N, 3, H, W]` → `[N, 3, sH, sW]`, RGB in `[0, 1]`.
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
-        let c = &self.config;
-        let x = to_network_range(o, x, c.img_range, c.rgb_mean)?;
-        let x = self.conv_first.forward(o, store, &x)?;
-        let mut h: Option<O::Value> = None;
-        for block in &self.body {
-            h = Some(block.forward(o, store, h.as_ref().unwrap_or(&x))?);
-        }
-        let res = self
-            .conv_after_body
-            .forward(o, store, h.as_ref().unwrap_or(&x))?;
-        drop(h);
-        let res = o.add(&res, &x)?;
-        drop(x);
-        let y = self.upsample.forward(o, store, &res)?;
-        drop(res);
-        let y = self.conv_last.forward(o, store, &y)?;
-        from_network_range(o, &y, c.img_range, c.rgb_mean)
+        self.frame.forward(o, store, x, |o, x| {
+            super::chain(o, x, &self.body, |b, o, h| b.forward(o, store, h))
+        })
     }
 }
 

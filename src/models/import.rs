@@ -30,7 +30,7 @@ use rand::SeedableRng;
 use serde_json::json;
 
 use super::pytorch::{self, StateDict};
-use super::{Model, ModelMeta, Network, TrainingRecord, ARCHITECTURES};
+use super::{Model, ModelMeta, Network, ARCHITECTURES};
 use crate::error::{Error, Result};
 use crate::nn::{ParamStore, Tensor};
 
@@ -498,15 +498,7 @@ pub fn model_from_state_dict(
         )));
     }
     Ok(Model {
-        meta: ModelMeta {
-            arch: d.arch.into(),
-            config: network.config_json(),
-            scales: d.scales,
-            color: network.io().color.as_str().into(),
-            value_range: [0.0, 1.0],
-            training: TrainingRecord::default(),
-            benchmarks: Vec::new(),
-        },
+        meta: ModelMeta::new(&network, d.scales),
         network,
         params,
     })

@@ -212,6 +212,20 @@ pub fn default_config(arch: &str, scale: usize) -> Result<serde_json::Value> {
     v.map_err(|e| Error::Model(format!("cannot serialise the {arch} config: {e}")))
 }
 
+/// Applies `blocks` in sequence (`x` itself when there are none).
+pub(crate) fn chain<O: Ops, B>(
+    o: &mut O,
+    x: &O::Value,
+    blocks: &[B],
+    mut apply: impl FnMut(&B, &mut O, &O::Value) -> Result<O::Value>,
+) -> Result<O::Value> {
+    let mut h: Option<O::Value> = None;
+    for b in blocks {
+        h = Some(apply(b, o, h.as_ref().unwrap_or(x))?);
+    }
+    Ok(h.unwrap_or_else(|| x.clone()))
+}
+
 /// Parses an architecture's config from JSON.
 fn parse_config<C: serde::de::DeserializeOwned>(
     arch: &str,
@@ -329,6 +343,21 @@ pub struct ModelMeta {
     pub benchmarks: Vec<BenchmarkScore>,
 }
 
+impl ModelMeta {
+    /// The metadata of a fresh (untrained, unscored) `network` for `scales`.
+    pub fn new(network: &Network, scales: Vec<usize>) -> Self {
+        ModelMeta {
+            arch: network.arch().to_string(),
+            config: network.config_json(),
+            scales,
+            color: network.io().color.as_str().into(),
+            value_range: [0.0, 1.0],
+            training: TrainingRecord::default(),
+            benchmarks: Vec::new(),
+        }
+    }
+}
+
 /// A model's mean score on one benchmark dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkScore {
@@ -368,15 +397,7 @@ impl Model {
         let mut params = ParamStore::new();
         let network = Network::build(arch, &config, &mut params, &mut rng)?;
         Ok(Model {
-            meta: ModelMeta {
-                arch: network.arch().to_string(),
-                config: network.config_json(),
-                scales,
-                color: network.io().color.as_str().into(),
-                value_range: [0.0, 1.0],
-                training: TrainingRecord::default(),
-                benchmarks: Vec::new(),
-            },
+            meta: ModelMeta::new(&network, scales),
             network,
             params,
         })

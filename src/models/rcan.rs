@@ -31,9 +31,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::edsr::{
-    check_range, from_network_range, scaled, to_network_range, Upsample, DIV2K_RGB_MEAN,
-};
+use super::edsr::{check_range, scaled, ResidualFrame, Upsample, DIV2K_RGB_MEAN};
 use super::{ColorSpace, NetworkIo};
 use crate::error::{Error, Result};
 use crate::nn::{Activation, Conv2d, Ops, ParamStore};
@@ -231,11 +229,8 @@ impl ResidualGroup {
 
     /// The group on `[N, F, H, W]`.
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
-        let mut h: Option<O::Value> = None;
-        for block in &self.blocks {
-            h = Some(block.forward(o, store, h.as_ref().unwrap_or(x))?);
-        }
-        let res = self.conv.forward(o, store, h.as_ref().unwrap_or(x))?;
+        let h = super::chain(o, x, &self.blocks, |b, o, h| b.forward(o, store, h))?;
+        let res = self.conv.forward(o, store, &h)?;
         o.add(&res, x)
     }
 }
@@ -248,11 +243,8 @@ impl ResidualGroup {
 pub struct Rcan {
     /// Its hyper-parameters.
     pub config: RcanConfig,
-    conv_first: Conv2d,
+    frame: ResidualFrame,
     body: Vec<ResidualGroup>,
-    conv_after_body: Conv2d,
-    upsample: Upsample,
-    conv_last: Conv2d,
 }
 
 impl Rcan {
@@ -260,18 +252,24 @@ impl Rcan {
     /// as PyTorch does.
     pub fn new(store: &mut ParamStore, config: RcanConfig, rng: &mut impl Rng) -> Result<Self> {
         config.validate()?;
-        let f = config.num_feat;
-        let conv_first = Conv2d::same(store, "conv_first", 3, f, 3, rng)?;
-        let body = (0..config.num_group)
-            .map(|g| ResidualGroup::new(store, &format!("body.{g}"), &config, rng))
-            .collect::<Result<_>>()?;
+        let c = config;
+        let (frame, body) = ResidualFrame::new(
+            store,
+            c.num_feat,
+            c.upscale,
+            c.img_range,
+            c.rgb_mean,
+            rng,
+            |store, rng| {
+                (0..c.num_group)
+                    .map(|g| ResidualGroup::new(store, &format!("body.{g}"), &c, rng))
+                    .collect::<Result<Vec<_>>>()
+            },
+        )?;
         Ok(Rcan {
             config,
-            conv_first,
+            frame,
             body,
-            conv_after_body: Conv2d::same(store, "conv_after_body", f, f, 3, rng)?,
-            upsample: Upsample::new(store, "upsample", config.upscale, f, rng)?,
-            conv_last: Conv2d::same(store, "conv_last", f, 3, 3, rng)?,
         })
     }
 
@@ -288,23 +286,9 @@ impl Rcan {
 
     /// Forward pass: `[N, 3, H, W]` → `[N, 3, sH, sW]`, RGB in `[0, 1]`.
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
-        let c = &self.config;
-        let x = to_network_range(o, x, c.img_range, c.rgb_mean)?;
-        let x = self.conv_first.forward(o, store, &x)?;
-        let mut h: Option<O::Value> = None;
-        for group in &self.body {
-            h = Some(group.forward(o, store, h.as_ref().unwrap_or(&x))?);
-        }
-        let res = self
-            .conv_after_body
-            .forward(o, store, h.as_ref().unwrap_or(&x))?;
-        drop(h);
-        let res = o.add(&res, &x)?;
-        drop(x);
-        let y = self.upsample.forward(o, store, &res)?;
-        drop(res);
-        let y = self.conv_last.forward(o, store, &y)?;
-        from_network_range(o, &y, c.img_range, c.rgb_mean)
+        self.frame.forward(o, store, x, |o, x| {
+            super::chain(o, x, &self.body, |g, o, h| g.forward(o, store, h))
+        })
     }
 }
 

@@ -298,13 +298,8 @@ impl RrdbNet {
                 self.conv_first.forward(o, store, &folded)?
             }
         };
-        let mut h: Option<O::Value> = None;
-        for block in &self.body {
-            h = Some(block.forward(o, store, h.as_ref().unwrap_or(&feat))?);
-        }
-        let body = self
-            .conv_body
-            .forward(o, store, h.as_ref().unwrap_or(&feat))?;
+        let h = super::chain(o, &feat, &self.body, |b, o, h| b.forward(o, store, h))?;
+        let body = self.conv_body.forward(o, store, &h)?;
         drop(h);
         let feat = o.add(&feat, &body)?;
         drop(body);

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 pub trait Ops {
     /// A value flowing through the network: a [`Var`] on a tape, a
     /// [`Tensor`] in eager mode.
-    type Value;
+    type Value: Clone;
 
     /// Convolution with weight `w` and optional bias `b` from `store`.
     fn conv2d(
