@@ -35,6 +35,11 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
     },
     BuiltinModel {
+        name: "edsr-x4",
+        scale: 4,
+        bytes: include_bytes!("../../models/edsr_x4.safetensors"),
+    },
+    BuiltinModel {
         name: "srcnn-x4",
         scale: 4,
         bytes: include_bytes!("../../models/srcnn_x4.safetensors"),
@@ -70,6 +75,24 @@ mod tests {
             let m = b.load().unwrap();
             assert_eq!(m.meta.scales, vec![b.scale], "{}", b.name);
             assert!(m.meta.training.steps > 0, "{} is untrained", b.name);
+        }
+        // The default for a scale is its best model on Set5 (scores
+        // recorded by `srkit eval --record`, see scripts/model_card.py).
+        let set5 = |b: &BuiltinModel| {
+            b.load()
+                .unwrap()
+                .meta
+                .benchmarks
+                .iter()
+                .find(|s| s.dataset == "Set5" && s.scale == b.scale)
+                .map(|s| s.psnr)
+                .unwrap_or_else(|| panic!("{} has no Set5 score", b.name))
+        };
+        for scale in [2, 3, 4] {
+            let best = default_for_scale(scale).unwrap();
+            for b in BUILTIN_MODELS.iter().filter(|b| b.scale == scale) {
+                assert!(set5(best) >= set5(b), "{} beats the default {}", b.name, best.name);
+            }
         }
         assert!(builtin("SRCNN-X3").is_ok());
         assert!(builtin("vdsr-x3").is_err());
