@@ -96,7 +96,7 @@ mod tests {
         }
         assert!(builtin("SRCNN-X3").is_ok());
         assert!(builtin("vdsr-x3").is_err());
-        assert_eq!(default_for_scale(4).map(|m| m.name), Some("srcnn-x4"));
+        assert_eq!(default_for_scale(4).map(|m| m.name), Some("edsr-x4"));
         assert!(default_for_scale(5).is_none());
     }
 }
