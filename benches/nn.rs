@@ -9,7 +9,12 @@
 //!   1x64x256x256 (2*64*64*9*256*256 = 4.83 GFLOP per call);
 //! - `srcnn_train_step`: one SRCNN 9-5-5 (1 -> 64 -> 32 -> 1, valid
 //!   convolutions, ReLU) training step on a batch of 16 33x33 patches:
-//!   forward, MSE, backward, Adam update.
+//!   forward, MSE, backward, Adam update;
+//! - `conv3x3_winograd`: 3x3 stride-1 padding-1 convolutions of SR-network
+//!   shapes, the default path (Winograd F(2x2, 3x3)) against
+//!   `Cpu::conv2d_gemm` (the GEMM path), 1 thread, interleaved
+//!   thread-CPU-time medians; `NN_WINOGRAD_SWEEP=1` adds the small shapes
+//!   the dispatch thresholds in `src/nn/kernels/winograd.rs` come from.
 //!
 //! Each with 2 and 1 rayon threads. Inputs are deterministic (seeded).
 //! `NN_BREAKDOWN=1` adds single-thread CPU-time figures and a per-layer
@@ -54,6 +59,41 @@
 //! they come from the heap. The loaded machine moves single runs by
 //! +-20 % (one later steady-state run read 68 ms); compare figures from
 //! back-to-back runs only.
+//!
+//! # Winograd F(2x2, 3x3) (2026-11-27)
+//!
+//! Same machine, same load. `cargo bench --bench nn -- conv3x3_winograd`,
+//! 1 thread, effective GFLOP/s = direct-convolution FLOPs / thread CPU
+//! time; one representative run of four (the speed-ups of the four runs:
+//! 1.79-1.93x, 2.04-2.10x, 1.71-2.00x, 2.11-2.18x; absolute times moved by
+//! up to 30 % with the load):
+//!
+//! | conv 3x3, padding 1 | GEMM path | GFLOP/s | Winograd | GFLOP/s | speed-up |
+//! |---|---|---|---|---|---|
+//! | 64->64 1x64x256x256 | 69.70 ms | 69.3 | 37.40 ms | 129.2 | 1.86x |
+//! | 64->64 1x64x128x128 | 18.01 ms | 67.1 | 8.81 ms | 137.1 | 2.04x |
+//! | 32->32 1x32x128x128 | 4.85 ms | 62.2 | 2.76 ms | 109.4 | 1.76x |
+//! | 192->64 1x192x128x128 | 47.63 ms | 76.1 | 22.41 ms | 161.7 | 2.13x |
+//!
+//! The input gradient of a 3x3 stride-1 layer is the same Winograd
+//! convolution (flipped, transposed weights): `NN_BREAKDOWN=1`, 64->64 on
+//! 1x64x256x256, bwd-input 70.6 ms (68 GFLOP/s) -> 35.7 ms (135 GFLOP/s);
+//! the weight gradient is unchanged (66 ms).
+//!
+//! Whole networks, `scripts/bench_archs.py 1 3` (process CPU time, 1
+//! thread, PyTorch 2.15 in the same run), Winograd off (thresholds set out
+//! of reach) and on, back to back:
+//!
+//! | network | input | srkit off | vs PyTorch | srkit on | vs PyTorch | speed-up |
+//! |---|---|---|---|---|---|---|
+//! | RRDBNet x4 (23 blocks) | 3x128x128 | 9564 ms | 0.90x | 6182 ms | 1.39x | 1.55x |
+//! | RCAN x4 (10x20, 64) | 3x128x128 | 8604 ms | 0.80x | 4285 ms | 1.62x | 2.01x |
+//! | RDN x4 (D16 C8 G64) | 3x128x128 | 11282 ms | 0.94x | 6812 ms | 1.59x | 1.66x |
+//! | EDSR-baseline x4 | 3x128x128 | 1032 ms | 1.04x | 603 ms | 1.74x | 1.71x |
+//! | VDSR (20x64) | 1x512x512 | 6804 ms | 1.12x | 4241 ms | 1.78x | 1.60x |
+//! | SRVGGNetCompact x4 | 3x128x128 | 318 ms | 0.81x | 165 ms | 1.54x | 1.93x |
+//! | FSRCNN x3 | 1x256x256 | 63 ms | 1.96x | 55 ms | 2.15x | 1.15x |
+//! | ESPCN x3 | 1x256x256 | 101 ms | 0.68x | 77 ms | 0.83x | 1.31x |
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
@@ -332,6 +372,106 @@ fn selected(name: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
 }
 
+/// Interleaved single-thread CPU-time medians (ms) of two functions: `runs`
+/// alternating runs each after one warm-up, so that load changes on the
+/// shared machine hit both alike.
+fn median_cpu_ms_pair(mut a: impl FnMut(), mut b: impl FnMut(), runs: usize) -> (f64, f64) {
+    a();
+    b();
+    let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let t = thread_cpu_ns();
+        a();
+        ta.push(thread_cpu_ns() - t);
+        let t = thread_cpu_ns();
+        b();
+        tb.push(thread_cpu_ns() - t);
+    }
+    ta.sort_unstable();
+    tb.sort_unstable();
+    (ta[runs / 2] as f64 / 1e6, tb[runs / 2] as f64 / 1e6)
+}
+
+/// 3x3 stride-1 padding-1 convolutions (with bias) of SR-network shapes:
+/// the default path (Winograd F(2x2, 3x3) at these sizes) against
+/// [`Cpu::conv2d_gemm`](srkit::nn::Cpu::conv2d_gemm) (tap-wise / im2col
+/// GEMMs), 1 thread, interleaved thread-CPU-time medians. GFLOP/s are
+/// direct-convolution FLOPs (`2 C_in C_out 9 H W`) per second for both.
+/// `NN_WINOGRAD_SWEEP=1` adds the small shapes the dispatch thresholds
+/// were chosen from.
+fn conv_winograd(_c: &mut Criterion) {
+    if !selected("conv3x3_winograd") {
+        return;
+    }
+    let mut cases: Vec<(usize, usize, usize, usize, usize)> = vec![
+        (1, 64, 64, 256, 256),
+        (1, 64, 64, 128, 128),
+        (1, 32, 32, 128, 128),
+        (1, 192, 64, 128, 128),
+    ];
+    if std::env::var_os("NN_WINOGRAD_SWEEP").is_some() {
+        cases.extend([
+            (1, 4, 4, 128, 128),
+            (1, 6, 6, 128, 128),
+            (1, 8, 8, 128, 128),
+            (1, 12, 12, 128, 128),
+            (1, 3, 8, 128, 128),
+            (1, 3, 16, 128, 128),
+            (1, 3, 32, 128, 128),
+            (1, 8, 3, 128, 128),
+            (1, 16, 3, 128, 128),
+            (1, 32, 3, 128, 128),
+            (1, 4, 64, 128, 128),
+            (1, 64, 4, 128, 128),
+            (1, 6, 64, 128, 128),
+            (1, 64, 6, 128, 128),
+            (1, 64, 12, 128, 128),
+            (1, 64, 256, 64, 64),
+            (16, 64, 64, 12, 12),
+            (16, 64, 64, 16, 16),
+            (64, 64, 64, 6, 6),
+            (1, 16, 16, 128, 128),
+            (1, 24, 24, 128, 128),
+            (1, 3, 64, 128, 128),
+            (1, 64, 3, 128, 128),
+            (1, 64, 16, 128, 128),
+            (1, 16, 64, 128, 128),
+            (16, 64, 64, 24, 24),
+            (16, 64, 64, 8, 8),
+            (64, 64, 64, 4, 4),
+            (1, 64, 64, 6, 300),
+        ]);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let p = pool(1);
+    println!("| conv 3x3 | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
+    println!("|---|---|---|---|---|---|");
+    for (n, cin, cout, h, w) in cases {
+        let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
+        let wt = Tensor::uniform(&[cout, cin, 3, 3], -0.05, 0.05, &mut rng);
+        let b = Tensor::uniform(&[cout], -0.05, 0.05, &mut rng);
+        let cfg = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let gflop = 2.0 * (n * cin * cout * 9 * h * w) as f64 / 1e9;
+        let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
+        let (old, new) = p.install(|| {
+            median_cpu_ms_pair(
+                || drop(CPU.conv2d_gemm(&x, &wt, Some(&b), cfg).expect("conv")),
+                || drop(CPU.conv2d(&x, &wt, Some(&b), cfg).expect("conv")),
+                runs,
+            )
+        });
+        println!(
+            "| {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
+            gflop / old * 1e3,
+            gflop / new * 1e3,
+            old / new
+        );
+    }
+}
+
 /// SRCNN 9-5-5 inference on a 512x512 Y plane (x3: the bicubic-upscaled
 /// image), the network only: the 528x528 edge-padded input (radius 8, as
 /// `srkit::infer` pads) gives the 512x512 output. Wall-time medians with 2
@@ -384,6 +524,7 @@ criterion_group!(
     srcnn_infer,
     cpu_time_totals,
     breakdown,
+    conv_winograd,
     conv,
     srcnn_step
 );

@@ -245,11 +245,40 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// The multi-threaded CPU backend (rayon; uses the current rayon pool).
+///
+/// 3x3, stride-1, ungrouped convolutions with at least 4 input and 6
+/// output channels on images that are not tiny run with Winograd's
+/// F(2x2, 3x3) algorithm (Lavin & Gray, CVPR 2016), forward and input
+/// gradient: 2.25x fewer multiplies, about 2x faster than the GEMM path,
+/// and within about 1e-6 of the output's magnitude of its results (which
+/// still do not depend on the number of threads).
+/// [`Cpu::conv2d_gemm`] is the convolution without it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
 
 /// The default backend instance.
 pub static CPU: Cpu = Cpu;
+
+impl Cpu {
+    /// [`Backend::conv2d`] without the Winograd F(2x2, 3x3) algorithm (see
+    /// [`Cpu`]): always the direct / im2col + GEMM kernels, whose every
+    /// output is a plain dot product of inputs and weights. Up to 2x
+    /// slower on 3x3 layers; for comparisons (benchmarks, tests) and for
+    /// callers who need that rounding behaviour.
+    pub fn conv2d_gemm(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Result<Tensor> {
+        let g = conv_geom(x.shape(), w.shape(), cfg)?;
+        check_bias(b, g.cout)?;
+        let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
+        kernels::conv2d_forward_gemm(x.data(), w.data(), b.map(|b| b.data()), &g, &mut y);
+        Tensor::new(&[g.n, g.cout, g.oh, g.ow], y)
+    }
+}
 
 /// Element count above which element-wise loops go parallel.
 const PAR_MIN: usize = 1 << 15;

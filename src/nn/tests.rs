@@ -120,6 +120,42 @@ fn grad_conv2d() {
     }
 }
 
+/// The 3x3 stride-1 layers large enough for the Winograd forward (and,
+/// through it, input gradient): against the GEMM path, and gradients.
+#[test]
+fn winograd_conv2d_matches_gemm_path_and_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    // (n, cin, cout, h, w, padding)
+    for (n, cin, cout, h, w, p) in [
+        (2, 64, 64, 17, 23, 1),
+        (1, 32, 48, 40, 33, 0),
+        (3, 8, 6, 16, 16, 1),
+    ] {
+        let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
+        let wt = Tensor::uniform(&[cout, cin, 3, 3], -0.2, 0.2, &mut rng);
+        let b = Tensor::uniform(&[cout], -0.5, 0.5, &mut rng);
+        let cfg = Conv2dConfig {
+            padding: p,
+            ..Default::default()
+        };
+        let got = CPU.conv2d(&x, &wt, Some(&b), cfg).expect("conv");
+        let want = CPU.conv2d_gemm(&x, &wt, Some(&b), cfg).expect("conv");
+        let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got.max_abs_diff(&want).expect("same shape");
+        assert!(err <= 1e-4 * scale, "{cin}->{cout} p{p}: {err} vs {scale}");
+    }
+    for p in [0, 1] {
+        let shapes: [(&str, &[usize]); 3] =
+            [("x", &[2, 8, 12, 16]), ("w", &[8, 8, 3, 3]), ("b", &[8])];
+        let cfg = Conv2dConfig {
+            padding: p,
+            ..Default::default()
+        };
+        let f = move |g: &mut Graph<'_>, v: &[Var]| g.conv2d(v[0], v[1], Some(v[2]), cfg);
+        check(store_of(&shapes, 2), &f, 1e-2, 2e-3);
+    }
+}
+
 #[test]
 fn grad_conv_transpose2d() {
     // (k, stride, padding, output_padding, groups)

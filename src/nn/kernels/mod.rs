@@ -8,6 +8,10 @@
 //! sized to stay in L2 cache, so that the packed panels, the im2col band and
 //! the output band all stay hot.
 //!
+//! 3x3 stride-1 layers (forward and input gradient) large enough for it
+//! use Winograd F(2x2, 3x3) instead ([`winograd`]), with its own
+//! micro-kernel.
+//!
 //! Layouts are NCHW, contiguous, `f32`. Weights are `[C_out, C_in / groups,
 //! k_h, k_w]` as in PyTorch. The safe functions here check slice lengths
 //! against the [`ConvGeom`] with `assert!` (they are crate-internal: the
@@ -15,6 +19,8 @@
 
 use rayon::prelude::*;
 use std::cell::RefCell;
+
+mod winograd;
 
 /// Target number of output pixels per im2col band (rounded to whole output
 /// rows). A 3x3 conv with 64 input channels has K = 576: a 256-pixel band is
@@ -829,6 +835,26 @@ pub(crate) fn conv2d_forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.cout);
     }
+    if winograd::applies(g) {
+        return winograd::forward(x, wt, bias, g, y);
+    }
+    conv2d_forward_gemm(x, wt, bias, g, y)
+}
+
+/// [`conv2d_forward`] without Winograd: the direct, tap-wise or im2col
+/// kernels (the reference the Winograd path is tested and benchmarked
+/// against). `y` is fully overwritten.
+pub(crate) fn conv2d_forward_gemm(
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    y: &mut [f32],
+) {
+    assert!(x.len() == g.x_len() && wt.len() == g.w_len() && y.len() == g.y_len());
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.cout);
+    }
     if g.use_direct() {
         return direct_forward(x, wt, bias, g, y);
     }
@@ -893,6 +919,11 @@ fn im2col_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: 
 /// overwritten.
 pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     assert!(dx.len() == g.x_len() && wt.len() == g.w_len() && dy.len() == g.y_len());
+    if let Some(gt) = g.transposed_3x3() {
+        if winograd::applies(&gt) {
+            return winograd::forward(dy, &flip_transpose_3x3(wt, g), None, &gt, dx);
+        }
+    }
     if g.use_direct() {
         return direct_backward_input(dy, wt, g, dx);
     }
@@ -900,6 +931,49 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
         return taps_backward_input(dy, wt, g, dx);
     }
     im2col_backward_input(dy, wt, g, dx)
+}
+
+impl ConvGeom {
+    /// For an ungrouped 3x3 stride-1 convolution with padding `p <= 2`, the
+    /// convolution that computes its input gradient: from `dy` (`C_out`
+    /// planes of `oh x ow`) to `dx` (`C_in` planes of `h x w`) with the
+    /// weights of [`flip_transpose_3x3`] and padding `2 - p`.
+    fn transposed_3x3(&self) -> Option<ConvGeom> {
+        let ok = self.kh == 3
+            && self.kw == 3
+            && self.sh == 1
+            && self.sw == 1
+            && self.groups == 1
+            && self.ph == self.pw
+            && self.ph <= 2;
+        ok.then(|| ConvGeom {
+            cin: self.cout,
+            h: self.oh,
+            w: self.ow,
+            cout: self.cin,
+            ph: 2 - self.ph,
+            pw: 2 - self.pw,
+            oh: self.h,
+            ow: self.w,
+            ..*self
+        })
+    }
+}
+
+/// `[C_out, C_in, 3, 3]` weights as `[C_in, C_out, 3, 3]`, rotated by 180
+/// degrees: the weights of the convolution [`ConvGeom::transposed_3x3`].
+fn flip_transpose_3x3(wt: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let mut out = vec![0.0f32; wt.len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            let src = &wt[(co * g.cin + ci) * 9..][..9];
+            let dst = &mut out[(ci * g.cout + co) * 9..][..9];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    out
 }
 
 /// The GEMM + col2im input gradient (any geometry).

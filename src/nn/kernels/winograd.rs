@@ -1,0 +1,943 @@
+//! Winograd F(2x2, 3x3) convolution for 3x3, stride-1, ungrouped layers
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+//! CVPR 2016, arXiv:1509.09308).
+//!
+//! Each 2x2 block ("tile") of output pixels of one channel depends on a 4x4
+//! block `d` of every input plane. With the 4x4 transformed input
+//! `V = Bᵀ d B` and transformed weights `U = G g Gᵀ`, the tile is
+//! `Aᵀ [Σ_ci U ⊙ V] A`: the channel sum becomes 16 independent matrix
+//! products `M_p = U_p V_p` (`[C_out x C_in] x [C_in x tiles]`, one per
+//! position `p` of the 4x4 transformed tile), 16 multiplies per tile and
+//! channel pair instead of the direct 36, i.e. 2.25x fewer. The transforms
+//! only add and subtract (the 1/2 of `G` is exact), so the extra rounding is
+//! a few ulps of the input magnitudes.
+//!
+//! The work is split into blocks of about [`BLOCK_TILES`] tiles of one
+//! image (256 output pixels); each block is one rayon task, with its
+//! buffers in the thread's scratch:
+//!
+//! 1. input transform into `V[p][panel][ci][lane]`, already in the layout
+//!    the micro-kernel reads (panels of [`NR`] tiles), so the products need
+//!    no packing (this is why they do not use the `gemm` crate, which packs
+//!    its operands on every call);
+//! 2. the 16 products with a register-blocked [`MR`] x [`NR`] micro-kernel
+//!    (AVX2 + FMA, or portable code), summing input channels in index order;
+//!    the weights `U_p` (`C_out x C_in`) stay in L1/L2 across the block;
+//! 3. output transform, plus bias, straight into `y`.
+//!
+//! Single-thread on a 2-core Zen 3 (see `benches/nn.rs`), this runs 64 -> 64
+//! 3x3 layers at 125-140 GFLOP/s of direct-convolution work against 70-75
+//! for the im2col / tap-wise GEMM path (1.7-2.2x), with about 70 % of the
+//! time in the products (at ~95 GFLOP/s, ~85 % of the FMA peak). The
+//! results differ from the direct sums by about 1e-6 of the output's
+//! magnitude (the tests allow 1e-4).
+//!
+//! Every output element is computed by one task with a summation order that
+//! depends only on the layer's shape, so results do not depend on the
+//! number of threads. The AVX2 + FMA and portable instances differ in the
+//! last bits (fused multiply-adds).
+//!
+//! Tiles of an image are numbered `ty * twp + tx`, with the tile-row length
+//! `tw` padded to `twp`, a multiple of [`LANES`]: then every group of
+//! [`LANES`] consecutive tile numbers lies in one tile row and one panel,
+//! and the transforms run on whole vectors. Padding tiles (and the output
+//! pixels of an odd edge) are computed and dropped.
+
+use super::{with_scratch, ConvGeom, SendPtr};
+use rayon::prelude::*;
+
+/// Positions of a transformed 4x4 tile.
+const POS: usize = 16;
+
+/// Output channels per micro-tile (rows of `M`). 6 x 16 uses 12 of the 16
+/// YMM registers for accumulators, 2 for the `V` row and 1 for the
+/// broadcast weight (4 x 24 would need all 16, and LLVM then spills an
+/// accumulator to the stack, halving the speed).
+const MR: usize = 6;
+
+/// Tiles per micro-tile (columns of `M`): two 8-float vectors.
+const NR: usize = 16;
+
+/// Tiles per vector of the transforms (one YMM register of `f32`).
+const LANES: usize = 8;
+
+/// Floats added to the distance between the 16 position slices of the
+/// block buffers `V` and `M`: the slices are a multiple of 4 KB long for
+/// common widths, and the transforms touch all 16 at once, which then map
+/// to one L1 set (8 ways) and evict each other; one cache line of skew
+/// spreads them.
+const SKEW: usize = 16;
+
+/// Tiles per block (a multiple of [`NR`]): 256 output pixels, a tile row
+/// of a 128-pixel-wide output. Measured single-thread with
+/// `cargo bench --bench nn -- conv` on 64 -> 64, 32 -> 32 and 192 -> 64:
+/// 64 and 128 were within noise of each other, 32 and 256 a few percent
+/// slower (more segment ends, resp. the block's `V` and `M` outgrowing L2).
+const BLOCK_TILES: usize = 64;
+
+/// Smallest `C_in` for which the Winograd forward is used. Measured
+/// single-thread on 1x C_in x 128x128 (`NN_WINOGRAD_SWEEP=1 cargo bench
+/// --bench nn -- conv`, Winograd vs the GEMM path): 3 -> 8..64 ran at
+/// 0.94-1.03x, 4 -> 4 at 1.12x, 4 -> 64 at 1.07x, 6 -> 64 at 1.16x.
+pub(super) const MIN_CIN: usize = 4;
+
+/// Smallest `C_out` for which the Winograd forward is used: 16 -> 3 and
+/// 64 -> 3 ran at 0.85x (half of the 6-row micro-kernel idle, and the
+/// GEMM path's tap-wise kernel is good at few outputs), 64 -> 4 at 1.00x,
+/// 64 -> 6 at 1.09x, 64 -> 12 at 1.49x.
+pub(super) const MIN_COUT: usize = 6;
+
+/// Smallest fraction of the computed output pixels (4 per tile, tile rows
+/// padded to [`LANES`] tiles) that lie in the image, as `numerator /
+/// denominator`. On small images most tiles are padding: per image,
+/// 12x12 outputs (75 % used) ran at 1.38x, 8x8 (50 %) at 1.05x, 6x6
+/// (37 %) at 0.71x (batches of 16-64 images, 64 -> 64).
+const MIN_TILE_USE: (usize, usize) = (3, 5);
+
+/// An instruction-set level the Winograd kernels have an instance for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// Portable code (SSE2 on baseline x86-64), separate multiply and add.
+    Scalar,
+    /// x86 AVX2 with FMA.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best level this CPU supports (std caches the CPUID query).
+    pub(super) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+        Isa::Scalar
+    }
+
+    /// True when the AVX2 + FMA instances may run (re-checked so that a
+    /// forced level cannot run on a CPU without it).
+    #[inline]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_fma(self) -> bool {
+        self == Isa::Avx2Fma
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+    }
+}
+
+/// Whether `g` is a convolution the Winograd forward computes, and one
+/// large enough for it to pay.
+pub(super) fn applies(g: &ConvGeom) -> bool {
+    let shape = g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw;
+    let computed = 4 * g.oh.div_ceil(2) * g.ow.div_ceil(2).next_multiple_of(LANES);
+    shape
+        && g.cin >= MIN_CIN
+        && g.cout >= MIN_COUT
+        && g.oh * g.ow * MIN_TILE_USE.1 >= computed * MIN_TILE_USE.0
+}
+
+/// The tiling of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Tile rows (`ceil(oh / 2)`).
+    th: usize,
+    /// Tiles per row, `ceil(ow / 2)`, rounded up to a multiple of [`LANES`]
+    /// (the tile-number stride of a tile row).
+    twp: usize,
+    /// Tiles per block, a multiple of [`NR`].
+    block: usize,
+    /// Blocks per image.
+    blocks: usize,
+    /// `C_out` rounded up to a multiple of [`MR`] (the padding rows of `U`
+    /// are zero).
+    cout_pad: usize,
+    /// Input channels.
+    cin: usize,
+}
+
+impl Plan {
+    fn new(g: &ConvGeom) -> Plan {
+        let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
+        let twp = tw.next_multiple_of(LANES);
+        let cout_pad = g.cout.next_multiple_of(MR);
+        // Spread the image's tiles evenly over the blocks, so the last
+        // block is not a sliver.
+        let total = th * twp;
+        let blocks = total.div_ceil(BLOCK_TILES);
+        let block = total.div_ceil(blocks).next_multiple_of(NR);
+        Plan {
+            th,
+            twp,
+            block,
+            blocks: total.div_ceil(block),
+            cout_pad,
+            cin: g.cin,
+        }
+    }
+
+    /// Distance between the position slices of `V` for `tpad` tiles.
+    fn v_stride(&self, tpad: usize) -> usize {
+        self.cin * tpad + SKEW
+    }
+
+    /// Distance between the position slices of `M` for `tpad` tiles.
+    fn m_stride(&self, tpad: usize) -> usize {
+        self.cout_pad * tpad + SKEW
+    }
+
+    /// Tile numbers `b0..b1` of block `bi`.
+    fn range(&self, bi: usize) -> (usize, usize) {
+        let b0 = bi * self.block;
+        (b0, (b0 + self.block).min(self.th * self.twp))
+    }
+
+    /// The tile rows of tile numbers `b0..b1`, as `(ty, tx0, tx1, off)`:
+    /// tiles `tx0..tx1` of row `ty`, the first at offset `off` in the block.
+    /// All of `tx0`, `tx1`, `off` are multiples of [`LANES`].
+    fn rows(&self, b0: usize, b1: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let twp = self.twp;
+        (b0 / twp..b1.div_ceil(twp)).map(move |ty| {
+            let (r0, r1) = (ty * twp, (ty + 1) * twp);
+            let (s, e) = (b0.max(r0), b1.min(r1));
+            (ty, s - r0, e - r0, s - b0)
+        })
+    }
+}
+
+/// Transformed weights `U = G g Gᵀ` in the micro-kernel's layout
+/// `[p][co / MR][ci][co % MR]`, zero for the padding output channels.
+/// Computed in `f64` (it is small) so that `U` is correctly rounded.
+fn transform_weights(wt: &[f32], g: &ConvGeom, plan: &Plan) -> Vec<f32> {
+    let (cin, cout) = (g.cin, g.cout);
+    let pstride = plan.cout_pad * cin;
+    let mut u = vec![0.0f32; POS * pstride];
+    for co in 0..cout {
+        for ci in 0..cin {
+            let k = &wt[(co * cin + ci) * 9..][..9];
+            let k = |r: usize, c: usize| k[r * 3 + c] as f64;
+            // G g: 4x3, rows (g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2), with
+            // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
+            let gg: [[f64; 3]; 4] = std::array::from_fn(|i| {
+                std::array::from_fn(|c| {
+                    let (a, b, d) = (k(0, c), k(1, c), k(2, c));
+                    [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d][i]
+                })
+            });
+            for (i, row) in gg.iter().enumerate() {
+                let [a, b, d] = *row;
+                let t = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+                for (j, v) in t.into_iter().enumerate() {
+                    u[(i * 4 + j) * pstride + ((co / MR) * cin + ci) * MR + co % MR] = v as f32;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// Winograd forward, `y = conv(x, w) + b`, for a geometry [`applies`]
+/// accepts (any padding, any size). `y` is fully overwritten.
+pub(super) fn forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
+    forward_isa(Isa::detect(), x, wt, bias, g, y)
+}
+
+/// [`forward`] with a chosen instruction-set level (for the tests).
+pub(super) fn forward_isa(
+    isa: Isa,
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    y: &mut [f32],
+) {
+    assert!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw);
+    assert!(x.len() == g.x_len() && wt.len() == g.w_len() && y.len() == g.y_len());
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.cout);
+    }
+    let plan = Plan::new(g);
+    let u = transform_weights(wt, g, &plan);
+    let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let yp = SendPtr(y.as_mut_ptr());
+    let tasks: Vec<(usize, usize)> = (0..g.n)
+        .flat_map(|n| (0..plan.blocks).map(move |bi| (n, bi)))
+        .collect();
+    tasks.par_iter().for_each(|&(n, bi)| {
+        let (b0, b1) = plan.range(bi);
+        let tpad = (b1 - b0).next_multiple_of(NR);
+        let v_len = POS * plan.v_stride(tpad);
+        let m_len = POS * plan.m_stride(tpad);
+        let eo_len = 8 * (plan.twp + 1);
+        with_scratch(v_len + m_len + eo_len, |s| {
+            let (v, s) = s.split_at_mut(v_len);
+            let (m, eo) = s.split_at_mut(m_len);
+            let x_img = &x[n * g.cin * in_plane..][..g.cin * in_plane];
+            input_transform(isa, x_img, g, &plan, b0, b1, tpad, v, eo);
+            multiply(isa, &u, v, m, g.cout, &plan, tpad);
+            // SAFETY: image n's output planes lie inside `y` (length checked
+            // above). Block (n, bi) writes only the pixels of its own tiles,
+            // and the blocks partition the tiles, so no other task writes
+            // them.
+            unsafe {
+                let y_img = yp.get().add(n * g.cout * out_plane);
+                output_transform(isa, m, bias, g, &plan, b0, b1, tpad, y_img);
+            }
+        })
+    });
+}
+
+/// Input transform `V = Bᵀ d B`, with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`, of
+/// tiles `b0..b1` of one image (`x_img`: its `C_in` planes) into `v`
+/// (`[p][panel][ci][lane]`, `tpad` tiles, position stride
+/// [`Plan::v_stride`]). `eo` is scratch of at least `8 * (twp + 1)` floats.
+///
+/// Per tile row and input channel: the AVX2 instance reads the input rows
+/// in place ([`input_segment_avx2`]); the portable one first splits the
+/// tile row's four input rows into even and odd columns ([`split_row`]),
+/// after which the four columns of [`LANES`] consecutive tiles are four
+/// contiguous vectors.
+#[allow(clippy::too_many_arguments)]
+fn input_transform(
+    isa: Isa,
+    x_img: &[f32],
+    g: &ConvGeom,
+    plan: &Plan,
+    b0: usize,
+    b1: usize,
+    tpad: usize,
+    v: &mut [f32],
+    eo: &mut [f32],
+) {
+    let cin = g.cin;
+    let pstride = plan.v_stride(tpad);
+    let v = &mut v[..POS * pstride];
+    let plane = g.h * g.w;
+    // Padding tiles of the last panel: zero (never read back, but keeps
+    // uninitialised scratch, possibly denormal, out of the products).
+    if b1 - b0 < tpad {
+        let (panel, lane) = ((b1 - b0) / NR, (b1 - b0) % NR);
+        for p in 0..POS {
+            for ci in 0..cin {
+                v[p * pstride + (panel * cin + ci) * NR..][lane..NR].fill(0.0);
+            }
+        }
+    }
+    for (ty, tx0, tx1, off) in plan.rows(b0, b1) {
+        let n = tx1 - tx0;
+        let len = n + 1;
+        let eo = &mut eo[..8 * len];
+        for ci in 0..cin {
+            let src = &x_img[ci * plane..][..plane];
+            // Block offset of tile group k -> offset of its first lane in V.
+            let dst = |k: usize| {
+                let b = off + k;
+                (b / NR * cin + ci) * NR + b % NR
+            };
+            // The last vector of the segment is written at
+            // 15 * pstride + dst(n - LANES) + LANES - 1 < v.len().
+            assert!(15 * pstride + dst(n - LANES) + LANES <= v.len());
+            #[cfg(target_arch = "x86_64")]
+            if isa.avx2_fma() {
+                if ci + PREFETCH_CHANNELS < cin {
+                    let next = &x_img[(ci + PREFETCH_CHANNELS) * plane..][..plane];
+                    prefetch_segment(next, g, ty, tx0, n);
+                }
+                // SAFETY: the CPU supports AVX2; `dst(k)` increases with k,
+                // so the assert bounds all writes.
+                unsafe { input_segment_avx2(src, g, ty, tx0, n, v.as_mut_ptr(), pstride, dst) };
+                continue;
+            }
+            for (r, pair) in eo.chunks_exact_mut(2 * len).enumerate() {
+                let (e, o) = pair.split_at_mut(len);
+                let iy = (2 * ty + r) as isize - g.ph as isize;
+                split_row(src, g, iy, tx0, e, o);
+            }
+            for k in (0..n).step_by(LANES) {
+                input_tile8_scalar(&eo[k..], len, &mut v[dst(k)..], pstride);
+            }
+        }
+    }
+}
+
+/// Which tile of a group of [`LANES`] each lane of the AVX2 transforms
+/// holds. The in-lane shuffle that splits even and odd input columns leaves
+/// the tiles in this order; the products do not care, and the output
+/// transform's in-lane interleave of even and odd output columns puts them
+/// back in order, so neither transform needs a lane-crossing permute. (The
+/// portable instance keeps the natural order; each instance reads only
+/// what it wrote.)
+#[allow(dead_code)] // documentation of the layout
+const TILE_ORDER_AVX2: [usize; LANES] = [0, 1, 4, 5, 2, 3, 6, 7];
+
+/// How many input channels ahead [`input_transform`] prefetches its rows:
+/// a segment's rows are a few cache lines each, too short for the hardware
+/// prefetcher to pick up, and on images larger than the caches the input
+/// transform otherwise waits on memory (1x64x256x256: 7.6 -> 6.1 ms).
+const PREFETCH_CHANNELS: usize = 2;
+
+/// Prefetches into L1 the input columns that the segment `tx0..tx0+n` of
+/// tile row `ty` reads from `plane`.
+#[cfg(target_arch = "x86_64")]
+fn prefetch_segment(plane: &[f32], g: &ConvGeom, ty: usize, tx0: usize, n: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let lo = (2 * tx0).saturating_sub(g.pw).min(g.w);
+    let hi = (2 * (tx0 + n) + 2).saturating_sub(g.pw).min(g.w);
+    for r in 0..4 {
+        let Some(iy) = (2 * ty + r).checked_sub(g.ph).filter(|&iy| iy < g.h) else {
+            continue;
+        };
+        let row = &plane[iy * g.w..][lo..hi];
+        for c in (0..row.len()).step_by(16).chain(row.len().checked_sub(1)) {
+            // SAFETY: a prefetch has no architectural effect; the address
+            // is inside `row` anyway.
+            unsafe { _mm_prefetch(row.as_ptr().add(c).cast::<i8>(), _MM_HINT_T0) };
+        }
+    }
+}
+
+/// The input transform of tiles `tx0..tx0+n` of tile row `ty` of one input
+/// plane, straight from the plane: the even and odd columns of each input
+/// row come from two loads and a shuffle ([`deinterleave_avx2`]); groups
+/// touching the zero padding go through a small padded copy.
+///
+/// # Safety
+/// The CPU must support AVX2; `n` must be a multiple of [`LANES`] and `v`
+/// valid for writing `LANES` floats at `p * pstride + dst(k)` for `p < 16`
+/// and every group `k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_segment_avx2(
+    plane: &[f32],
+    g: &ConvGeom,
+    ty: usize,
+    tx0: usize,
+    n: usize,
+    v: *mut f32,
+    pstride: usize,
+    dst: impl Fn(usize) -> usize,
+) {
+    use std::arch::x86_64::*;
+    let w = g.w as isize;
+    let rows: [Option<&[f32]>; 4] = std::array::from_fn(|r| {
+        let iy = (2 * ty + r) as isize - g.ph as isize;
+        (iy >= 0 && iy < g.h as isize).then(|| &plane[iy as usize * g.w..][..g.w])
+    });
+    // The 8 tiles of a group read 18 input columns from c0 = 2 (tx0+k) - p.
+    const SPAN: usize = 2 * LANES + 2;
+    let zeros = [0.0f32; SPAN];
+    let mut pad = [[0.0f32; SPAN]; 4];
+    for k in (0..n).step_by(LANES) {
+        let c0 = 2 * (tx0 + k) as isize - g.pw as isize;
+        let src: [*const f32; 4] = if c0 >= 0 && c0 + SPAN as isize <= w {
+            std::array::from_fn(|r| {
+                rows[r].map_or(zeros.as_ptr(), |row| row.as_ptr().add(c0 as usize))
+            })
+        } else {
+            // Columns lo..hi of the span are inside the image.
+            let lo = (-c0).clamp(0, SPAN as isize) as usize;
+            let hi = (w - c0).clamp(lo as isize, SPAN as isize) as usize;
+            for (pr, row) in pad.iter_mut().zip(&rows) {
+                pr.fill(0.0);
+                if let Some(row) = row {
+                    let s = (c0 + lo as isize) as usize;
+                    pr[lo..hi].copy_from_slice(&row[s..s + hi - lo]);
+                }
+            }
+            std::array::from_fn(|r| pad[r].as_ptr())
+        };
+        // Rows of Bᵀ d first, on the raw input columns (u = d_a ± d_b,
+        // with the element-wise row pairs of Bᵀ), then (Bᵀ d) B per row:
+        // few live registers, no spills.
+        let v = v.add(dst(k));
+        for (i, (ra, rb, add)) in [(0, 2, false), (1, 2, true), (2, 1, false), (1, 3, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let row = |off: usize| {
+                let (x, y) = (
+                    _mm256_loadu_ps(src[ra].add(off)),
+                    _mm256_loadu_ps(src[rb].add(off)),
+                );
+                if add {
+                    _mm256_add_ps(x, y)
+                } else {
+                    _mm256_sub_ps(x, y)
+                }
+            };
+            // Columns 0,2,..,14 (d0 of the tiles) and 1,3,..,15 (d1), then
+            // shifted by one tile (d2, d3).
+            let (e0, o0) = deinterleave_avx2(row(0), row(8));
+            let (e1, o1) = deinterleave_avx2(row(2), row(10));
+            _mm256_storeu_ps(v.add(4 * i * pstride), _mm256_sub_ps(e0, e1));
+            _mm256_storeu_ps(v.add((4 * i + 1) * pstride), _mm256_add_ps(o0, e1));
+            _mm256_storeu_ps(v.add((4 * i + 2) * pstride), _mm256_sub_ps(e1, o0));
+            _mm256_storeu_ps(v.add((4 * i + 3) * pstride), _mm256_sub_ps(o0, o1));
+        }
+    }
+}
+
+/// The even and the odd elements of the 16 floats `a`, `b`, each in the
+/// lane order of [`TILE_ORDER_AVX2`].
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn deinterleave_avx2(
+    a: std::arch::x86_64::__m256,
+    b: std::arch::x86_64::__m256,
+) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // Within 128-bit halves: [a0 a2 b0 b2 | a4 a6 b4 b6] and the odd ones.
+    (_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD))
+}
+
+/// Splits input row `iy` (possibly outside the image: zeros) into the even
+/// and odd columns of the padded row starting at padded column `2 * tx0`:
+/// `e[k] = x[iy][2 (tx0 + k) - p]`, `o[k] = x[iy][2 (tx0 + k) + 1 - p]`,
+/// zero outside the image, for `k < e.len()`. Column `2k` of the tile
+/// `tx0 + k` is then `e[k]`, column 1 `o[k]`, 2 `e[k + 1]`, 3 `o[k + 1]`.
+/// (LLVM vectorises the interior loop with shuffles.)
+fn split_row(plane: &[f32], g: &ConvGeom, iy: isize, tx0: usize, e: &mut [f32], o: &mut [f32]) {
+    let (h, w) = (g.h as isize, g.w as isize);
+    if iy < 0 || iy >= h {
+        e.fill(0.0);
+        o.fill(0.0);
+        return;
+    }
+    let row = &plane[iy as usize * g.w..][..g.w];
+    let len = e.len() as isize;
+    // Column of e[0]; e[k] and o[k] are both inside for lo <= k < hi.
+    let base = 2 * tx0 as isize - g.pw as isize;
+    let lo = ((-base + 1) / 2).clamp(0, len);
+    let hi = ((w - base) / 2).clamp(lo, len);
+    let at = |c: isize| {
+        if c >= 0 && c < w {
+            row[c as usize]
+        } else {
+            0.0
+        }
+    };
+    for k in (0..lo).chain(hi..len) {
+        e[k as usize] = at(base + 2 * k);
+        o[k as usize] = at(base + 2 * k + 1);
+    }
+    let (lo, hi) = (lo as usize, hi as usize);
+    if hi > lo {
+        let src = &row[(base + 2 * lo as isize) as usize..][..2 * (hi - lo)];
+        for ((pair, ev), ov) in src.chunks_exact(2).zip(&mut e[lo..hi]).zip(&mut o[lo..hi]) {
+            *ev = pair[0];
+            *ov = pair[1];
+        }
+    }
+}
+
+/// The input transform of [`LANES`] tiles: `eo` holds the even and odd
+/// columns of the four input rows (row `r`'s even at `2 r len`, odd at
+/// `(2 r + 1) len`, the group's first tile at 0), `v` receives position `p`
+/// at `p * pstride`.
+fn input_tile8_scalar(eo: &[f32], len: usize, v: &mut [f32], pstride: usize) {
+    // z[r][j] = (d B)[r][j].
+    let mut z = [[[0.0f32; LANES]; 4]; 4];
+    for (r, zr) in z.iter_mut().enumerate() {
+        let e = &eo[2 * r * len..][..LANES + 1];
+        let o = &eo[(2 * r + 1) * len..][..LANES + 1];
+        for l in 0..LANES {
+            zr[0][l] = e[l] - e[l + 1];
+            zr[1][l] = o[l] + e[l + 1];
+            zr[2][l] = e[l + 1] - o[l];
+            zr[3][l] = o[l] - o[l + 1];
+        }
+    }
+    for j in 0..4 {
+        for l in 0..LANES {
+            v[j * pstride + l] = z[0][j][l] - z[2][j][l];
+            v[(4 + j) * pstride + l] = z[1][j][l] + z[2][j][l];
+            v[(8 + j) * pstride + l] = z[2][j][l] - z[1][j][l];
+            v[(12 + j) * pstride + l] = z[1][j][l] - z[3][j][l];
+        }
+    }
+}
+
+/// The 16 products `M_p = U_p V_p` of one block: `m` is `[p][co][tile]`
+/// (row stride `tpad`), of which rows `co < cout` are computed.
+fn multiply(isa: Isa, u: &[f32], v: &[f32], m: &mut [f32], cout: usize, plan: &Plan, tpad: usize) {
+    let cin = plan.cin;
+    let ups = plan.cout_pad * cin;
+    let (vps, mps) = (plan.v_stride(tpad), plan.m_stride(tpad));
+    assert!(u.len() >= POS * ups && v.len() >= POS * vps && m.len() >= POS * mps);
+    for p in 0..POS {
+        let (up, vp) = (&u[p * ups..][..ups], &v[p * vps..][..vps]);
+        let mp = &mut m[p * mps..][..mps];
+        for panel in 0..tpad / NR {
+            let vb = &vp[panel * cin * NR..][..cin * NR];
+            for cb in 0..cout.div_ceil(MR) {
+                let rows = (cout - cb * MR).min(MR);
+                let ua = &up[cb * cin * MR..][..cin * MR];
+                let c = &mut mp[cb * MR * tpad + panel * NR..];
+                micro_kernel(isa, rows, cin, ua, vb, c, tpad);
+            }
+        }
+    }
+}
+
+/// `c[r * ldc + j] = Σ_i a[i * MR + r] * b[i * NR + j]` for `r < rows`,
+/// `j < NR`, `i < k` (summed in order of `i`). `rows <= MR`.
+#[inline]
+fn micro_kernel(isa: Isa, rows: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize) {
+    assert!((1..=MR).contains(&rows));
+    assert!(a.len() >= k * MR && b.len() >= k * NR && c.len() >= (rows - 1) * ldc + NR);
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2_fma() {
+        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        // SAFETY: the CPU supports AVX2 and FMA; the asserts above bound
+        // every read of `a`, `b` and write of `c`.
+        unsafe {
+            match rows {
+                6 => micro_kernel_avx2::<6>(k, a, b, c, ldc),
+                5 => micro_kernel_avx2::<5>(k, a, b, c, ldc),
+                4 => micro_kernel_avx2::<4>(k, a, b, c, ldc),
+                3 => micro_kernel_avx2::<3>(k, a, b, c, ldc),
+                2 => micro_kernel_avx2::<2>(k, a, b, c, ldc),
+                _ => micro_kernel_avx2::<1>(k, a, b, c, ldc),
+            }
+        }
+        return;
+    }
+    let _ = isa;
+    let mut acc = [[0.0f32; NR]; MR];
+    for (ai, bi) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(k) {
+        for (accr, &av) in acc.iter_mut().zip(ai).take(rows) {
+            for (s, &bv) in accr.iter_mut().zip(bi) {
+                *s += av * bv;
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate().take(rows) {
+        c[r * ldc..][..NR].copy_from_slice(accr);
+    }
+}
+
+/// The AVX2 + FMA [`micro_kernel`] for `R` rows: `2 R` YMM accumulators.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `R <= MR`; `a` must be valid for
+/// reading `k * MR` floats, `b` for `k * NR`, and `c` for writing rows
+/// `c + r * ldc .. + NR` for `r < R`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_kernel_avx2<const R: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for i in 0..k {
+        let bp = b.add(i * NR);
+        let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
+        for (r, accr) in acc.iter_mut().enumerate() {
+            let av = _mm256_broadcast_ss(&*a.add(i * MR + r));
+            accr[0] = _mm256_fmadd_ps(av, bv[0], accr[0]);
+            accr[1] = _mm256_fmadd_ps(av, bv[1], accr[1]);
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        _mm256_storeu_ps(c.add(r * ldc), accr[0]);
+        _mm256_storeu_ps(c.add(r * ldc + 8), accr[1]);
+    }
+}
+
+/// Output transform `Y = Aᵀ M A + bias`, `Aᵀ = [[1, 1, 1, 0], [0, 1, -1,
+/// -1]]`, of tiles `b0..b1` (`m`: `[p][co][tile]`, position stride
+/// [`Plan::m_stride`]), written into the output image `y_img` (the in-image
+/// pixels of the tiles only).
+///
+/// # Safety
+/// `y_img` must be valid for writing `C_out` planes of `oh x ow`, and no
+/// other thread may access the pixels of tiles `b0..b1` during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(
+    isa: Isa,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    plan: &Plan,
+    b0: usize,
+    b1: usize,
+    tpad: usize,
+    y_img: *mut f32,
+) {
+    let pstride = plan.m_stride(tpad);
+    let m = &m[..POS * pstride];
+    let (oh, ow) = (g.oh, g.ow);
+    for (ty, tx0, tx1, off) in plan.rows(b0, b1) {
+        // Rows 2 ty and (if inside) 2 ty + 1; the segment's output columns
+        // inside the image.
+        let two_rows = 2 * ty + 1 < oh;
+        let ox0 = 2 * tx0;
+        if ox0 >= ow {
+            continue;
+        }
+        let cols = (2 * tx1).min(ow) - ox0;
+        for co in 0..g.cout {
+            let bv = bias.map_or(0.0, |b| b[co]);
+            let src = &m[co * tpad + off..][..15 * pstride + cols.div_ceil(2 * LANES) * LANES];
+            // Columns ox0..ox0+cols < ow of row 2 ty < oh and, if
+            // `two_rows`, of row 2 ty + 1 < oh of plane co: inside `y_img`,
+            // pixels of this block's tiles (contract).
+            let row0 = y_img.add((co * oh + 2 * ty) * ow + ox0);
+            let row1 = two_rows.then(|| row0.add(ow));
+            #[cfg(target_arch = "x86_64")]
+            if isa.avx2_fma() {
+                // SAFETY: the CPU supports AVX2; `src` holds the groups'
+                // 16 vectors at multiples of `pstride` (slice length); the
+                // rows as above.
+                output_segment_avx2(src.as_ptr(), pstride, bv, cols, row0, row1);
+                continue;
+            }
+            for k in (0..cols).step_by(2 * LANES) {
+                let mut out = [[0.0f32; 2 * LANES]; 2];
+                output_tile8_scalar(&src[k / 2..], pstride, bv, &mut out);
+                let c = (cols - k).min(2 * LANES);
+                // SAFETY: columns k..k+c of the rows above (k + c <= cols).
+                std::ptr::copy_nonoverlapping(out[0].as_ptr(), row0.add(k), c);
+                if let Some(row1) = row1 {
+                    std::ptr::copy_nonoverlapping(out[1].as_ptr(), row1.add(k), c);
+                }
+            }
+        }
+    }
+}
+
+/// The output transform of [`LANES`] tiles: `m` holds position `p` of the
+/// tiles at `p * pstride`; `out[i]` receives output row `i` of the tiles
+/// (two pixels per tile), plus `bias`.
+fn output_tile8_scalar(m: &[f32], pstride: usize, bias: f32, out: &mut [[f32; 2 * LANES]; 2]) {
+    for l in 0..LANES {
+        let t = |p: usize| m[p * pstride + l];
+        // s[i][j] = (Aᵀ M)[i][j], then Y = s A.
+        let s: [[f32; 4]; 2] = [
+            std::array::from_fn(|j| t(j) + t(4 + j) + t(8 + j)),
+            std::array::from_fn(|j| t(4 + j) - t(8 + j) - t(12 + j)),
+        ];
+        for (o, si) in out.iter_mut().zip(&s) {
+            o[2 * l] = si[0] + si[1] + si[2] + bias;
+            o[2 * l + 1] = si[1] - si[2] - si[3] + bias;
+        }
+    }
+}
+
+/// The output transform of one segment of a tile row with AVX2 (lanes in
+/// [`TILE_ORDER_AVX2`]): `m` holds position `p` of the segment's tiles at
+/// `p * pstride`; writes `cols` pixels of output row 0 to `row0` and, if
+/// given, of row 1 to `row1`.
+///
+/// # Safety
+/// The CPU must support AVX2; `m` must be valid for reading
+/// `ceil(cols / 16) * LANES` floats at each `p * pstride`, `p < 16`;
+/// `row0` and `row1` for writing `cols` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn output_segment_avx2(
+    m: *const f32,
+    pstride: usize,
+    bias: f32,
+    cols: usize,
+    row0: *mut f32,
+    row1: Option<*mut f32>,
+) {
+    use std::arch::x86_64::*;
+    let b = _mm256_set1_ps(bias);
+    for k in (0..cols).step_by(2 * LANES) {
+        let t = |p: usize| _mm256_loadu_ps(m.add(p * pstride + k / 2));
+        for (i, row) in [Some(row0), row1].into_iter().enumerate() {
+            let Some(row) = row else { continue };
+            // Row i of Aᵀ M, then the two output columns of each tile.
+            let s: [__m256; 4] = std::array::from_fn(|j| {
+                if i == 0 {
+                    _mm256_add_ps(_mm256_add_ps(t(j), t(4 + j)), t(8 + j))
+                } else {
+                    _mm256_sub_ps(_mm256_sub_ps(t(4 + j), t(8 + j)), t(12 + j))
+                }
+            });
+            let even = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]), b);
+            let odd = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[1], s[2]), s[3]), b);
+            // Lanes hold tiles [0 1 4 5 | 2 3 6 7]: the in-lane interleave
+            // gives pixels 0..8 ([t0 t1 | t2 t3]) and 8..16 in order.
+            let lo = _mm256_unpacklo_ps(even, odd);
+            let hi = _mm256_unpackhi_ps(even, odd);
+            let dst = row.add(k);
+            if cols - k >= 2 * LANES {
+                _mm256_storeu_ps(dst, lo);
+                _mm256_storeu_ps(dst.add(LANES), hi);
+            } else {
+                let mut out = [0.0f32; 2 * LANES];
+                _mm256_storeu_ps(out.as_mut_ptr(), lo);
+                _mm256_storeu_ps(out.as_mut_ptr().add(LANES), hi);
+                std::ptr::copy_nonoverlapping(out.as_ptr(), dst, cols - k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{im2col_backward_input, im2col_forward};
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn geom(n: usize, cin: usize, cout: usize, h: usize, w: usize, p: usize) -> ConvGeom {
+        ConvGeom {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            ph: p,
+            pw: p,
+            groups: 1,
+            oh: h + 2 * p - 2,
+            ow: w + 2 * p - 2,
+        }
+    }
+
+    fn uniform(len: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+        (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+    }
+
+    /// `max |a - b| / max |b|`.
+    fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+        let d = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        d / scale
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        if Isa::detect() == Isa::Avx2Fma {
+            v.push(Isa::Avx2Fma);
+        }
+        v
+    }
+
+    /// All shapes of the tests: every size 1..=7 (both paddings, where the
+    /// output is not empty), then wider images with several blocks per
+    /// tile row, several tile rows per block, odd sizes and many channels.
+    fn shapes() -> Vec<(usize, usize, usize, usize, usize, usize)> {
+        let chans = [
+            (1, 1),
+            (3, 5),
+            (16, 16),
+            (17, 33),
+            (64, 64),
+            (130, 7),
+            (5, 130),
+            (33, 48),
+            (2, 64),
+        ];
+        let mut v = Vec::new();
+        let mut i = 0;
+        for p in [0, 1] {
+            for h in 1..=7 {
+                for w in 1..=7 {
+                    if h + 2 * p >= 3 && w + 2 * p >= 3 {
+                        let (cin, cout) = chans[i % chans.len()];
+                        i += 1;
+                        v.push((2, cin, cout, h, w, p));
+                    }
+                }
+            }
+        }
+        v.extend([
+            (1, 64, 64, 37, 53, 1),
+            (3, 32, 48, 20, 130, 0),
+            (2, 130, 130, 9, 11, 1),
+            (1, 16, 24, 100, 3, 1),
+            (2, 64, 32, 6, 300, 1),
+            (1, 192, 64, 19, 97, 1),
+            (2, 24, 3, 33, 31, 0),
+        ]);
+        v
+    }
+
+    #[test]
+    fn forward_matches_im2col() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut worst = [0.0f32; 2];
+        for (n, cin, cout, h, w, p) in shapes() {
+            let g = geom(n, cin, cout, h, w, p);
+            let x = uniform(g.x_len(), &mut rng);
+            let wt = uniform(g.w_len(), &mut rng);
+            let bias = uniform(cout, &mut rng);
+            for b in [None, Some(&bias[..])] {
+                let mut want = vec![0.0; g.y_len()];
+                im2col_forward(&x, &wt, b, &g, &mut want);
+                for (k, isa) in isas().into_iter().enumerate() {
+                    let mut got = vec![f32::NAN; g.y_len()];
+                    forward_isa(isa, &x, &wt, b, &g, &mut got);
+                    let e = rel_err(&got, &want);
+                    worst[k] = worst[k].max(e);
+                    assert!(e <= 1e-4, "{isa:?} rel err {e} for {g:?}");
+                }
+            }
+        }
+        println!("winograd forward: max |err| / max |y| = {worst:?} (scalar, AVX2)");
+    }
+
+    #[test]
+    fn backward_input_matches_im2col() {
+        // Padding 0 here means a padding-2 ("full") Winograd convolution.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        for (n, cin, cout, h, w, p) in [
+            (2, 16, 32, 9, 13, 1),
+            (1, 64, 64, 30, 41, 1),
+            (2, 48, 16, 11, 16, 0),
+            (1, 20, 20, 10, 16, 0),
+        ] {
+            let g = geom(n, cin, cout, h, w, p);
+            let gt = g.transposed_3x3().expect("3x3 stride 1");
+            assert!(applies(&gt), "{gt:?}");
+            let dy = uniform(g.y_len(), &mut rng);
+            let wt = uniform(g.w_len(), &mut rng);
+            let (mut got, mut want) = (vec![f32::NAN; g.x_len()], vec![0.0; g.x_len()]);
+            super::super::conv2d_backward_input(&dy, &wt, &g, &mut got);
+            im2col_backward_input(&dy, &wt, &g, &mut want);
+            let e = rel_err(&got, &want);
+            assert!(e <= 1e-4, "rel err {e} for {g:?}");
+        }
+    }
+
+    #[test]
+    fn result_does_not_depend_on_thread_count() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let g = geom(3, 40, 36, 23, 75, 1);
+        let x = uniform(g.x_len(), &mut rng);
+        let wt = uniform(g.w_len(), &mut rng);
+        let bias = uniform(g.cout, &mut rng);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let mut y = vec![0.0; g.y_len()];
+            pool.install(|| forward(&x, &wt, Some(&bias), &g, &mut y));
+            y
+        };
+        let one = run(1);
+        for t in [2, 3, 7] {
+            assert!(run(t) == one, "{t} threads differ from 1");
+        }
+    }
+}
