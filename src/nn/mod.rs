@@ -4,8 +4,9 @@
 //!
 //! - [`Tensor`]: a dense contiguous `f32` tensor (NCHW for images).
 //! - [`Backend`]: every operation (forward and backward) the core needs;
-//!   [`Cpu`] implements it with im2col + GEMM convolutions parallelised over
-//!   (batch item, band of rows) with rayon. Other backends can implement the
+//!   [`Cpu`] implements it with im2col + GEMM convolutions (Winograd F(2x2,
+//!   3x3) for 3x3 stride-1 ones) parallelised over (batch item, band of rows)
+//!   with rayon. Other backends can implement the
 //!   trait; nothing above it touches raw kernels.
 //! - [`Graph`] and [`Var`]: a reverse-mode autodiff tape built per training
 //!   step; [`Graph::backward`] returns the parameters' [`Gradients`].
