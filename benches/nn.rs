@@ -102,6 +102,10 @@ use srkit::models::{Srcnn as SrcnnNet, SrcnnConfig};
 use srkit::nn::{Adam, AdamConfig, Backend, Conv2dConfig, Eager, Graph, ParamStore, Tensor, CPU};
 use std::time::Duration;
 
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::thread_cpu_ns;
+
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -207,32 +211,6 @@ fn srcnn_step(c: &mut Criterion) {
         );
     }
     group.finish();
-}
-
-/// `struct timespec` of 64-bit Linux.
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-/// CPU time of the calling thread in ns (`CLOCK_THREAD_CPUTIME_ID`, the
-/// clock of Python's `time.thread_time`), robust to other processes
-/// competing for the cores.
-fn thread_cpu_ns() -> u64 {
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `struct timespec`.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Median CPU time (ms) of `f` over `runs` runs on the current thread, after

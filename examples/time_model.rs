@@ -12,28 +12,12 @@ use std::time::Instant;
 use srkit::models::{import, Model};
 use srkit::nn::{Tensor, CPU};
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
+#[path = "../benches/support/cpu_clock.rs"]
+mod cpu_clock;
 
-extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-/// CPU time of the whole process in ms (`CLOCK_PROCESS_CPUTIME_ID`, the
-/// clock of Python's `time.process_time`).
+/// CPU time of the whole process in ms.
 fn process_cpu_ms() -> f64 {
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `struct timespec`.
-    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+    cpu_clock::process_cpu_ns() as f64 / 1e6
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -59,7 +43,9 @@ fn main() -> srkit::Result<()> {
         .num_threads(num(6))
         .build()
         .expect("thread pool");
-    let data: Vec<f32> = (0..c * h * w).map(|i| (i * 7919 % 1000) as f32 / 1000.0).collect();
+    let data: Vec<f32> = (0..c * h * w)
+        .map(|i| (i * 7919 % 1000) as f32 / 1000.0)
+        .collect();
     let x = Tensor::new(&[1, c, h, w], data)?;
     let run = || model.network.infer(&CPU, &model.params, &x);
     let shape = pool.install(run)?.shape().to_vec();

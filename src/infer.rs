@@ -62,8 +62,8 @@ pub fn run_tiled(
     }
     let (s, e, f) = (io.shrink, io.context, io.factor());
     let (pw, ph) = (width + 2 * s, height + 2 * s);
-    let padded: Vec<f32> = if s == 0 {
-        planes.to_vec()
+    let padded: std::borrow::Cow<[f32]> = if s == 0 {
+        planes.into()
     } else {
         planes
             .chunks_exact(width * height)
@@ -73,7 +73,8 @@ pub fn run_tiled(
                     (0..pw).map(move |px| plane[y * width + px.saturating_sub(s).min(width - 1)])
                 })
             })
-            .collect()
+            .collect::<Vec<f32>>()
+            .into()
     };
     let (ow, oh) = (width * f, height * f);
     let mut out: Vec<f32> = Vec::new();
@@ -240,19 +241,25 @@ impl Upscaler for ModelUpscaler {
         }
         let io = self.model.network.io();
         let depth = lr.depth();
-        let bicubic = Interpolation::bicubic().upscale(lr, scale)?;
-        let (w, h) = (bicubic.width(), bicubic.height());
+        let (w, h) = (lr.width() * scale, lr.height() * scale);
+        let gray = lr.color_channels() == 1;
+        // Bicubic is only needed as the network's input grid (SRCNN, VDSR)
+        // or for the chroma of a Y network on a colour image; alpha is
+        // upscaled on its own below (resampling is per channel).
+        let bicubic = if io.upscale.is_none() || (io.color == ColorSpace::Y && !gray) {
+            Some(Interpolation::bicubic().upscale(&lr.without_alpha(), scale)?)
+        } else {
+            None
+        };
         // The grid the network reads: the bicubic image or the LR image.
-        let input = if io.upscale.is_some() { lr } else { &bicubic };
+        let input = match &bicubic {
+            Some(b) if io.upscale.is_none() => b,
+            _ => lr,
+        };
         let (iw, ih) = (input.width(), input.height());
-        let gray = input.color_channels() == 1;
-        let mut out = match io.color {
-            ColorSpace::Y if gray => {
-                let y = self.run(input.plane(0), 1, iw, ih)?;
-                Image::from_planes(w, h, BitDepth::F32, &[&y])?
-            }
-            ColorSpace::Y => {
-                let mut ycc = color::rgb_to_ycbcr(&bicubic.without_alpha())?;
+        let mut out = match (io.color, &bicubic) {
+            (ColorSpace::Y, Some(bicubic)) if !gray => {
+                let mut ycc = color::rgb_to_ycbcr(bicubic)?;
                 let y = if io.upscale.is_some() {
                     let lr_ycc = color::rgb_to_ycbcr(&input.without_alpha())?;
                     self.run(lr_ycc.plane(0), 1, iw, ih)?
@@ -262,7 +269,12 @@ impl Upscaler for ModelUpscaler {
                 ycc.plane_mut(0).copy_from_slice(&y);
                 color::ycbcr_to_rgb(&ycc)?
             }
-            ColorSpace::Rgb => {
+            // Grayscale: the image is its own Y.
+            (ColorSpace::Y, _) => {
+                let y = self.run(input.plane(0), 1, iw, ih)?;
+                Image::from_planes(w, h, BitDepth::F32, &[&y])?
+            }
+            (ColorSpace::Rgb, _) => {
                 let rgb: Vec<f32> = if gray {
                     input.plane(0).repeat(3)
                 } else {
@@ -280,9 +292,15 @@ impl Upscaler for ModelUpscaler {
                 }
             }
         };
-        if bicubic.has_alpha() {
-            let a = bicubic.plane(bicubic.channels() - 1);
-            let planes: Vec<&[f32]> = out.planes().chain(std::iter::once(a)).collect();
+        if lr.has_alpha() {
+            let alpha = Image::from_planes(
+                lr.width(),
+                lr.height(),
+                depth,
+                &[lr.plane(lr.channels() - 1)],
+            )?;
+            let a = Interpolation::bicubic().upscale(&alpha, scale)?;
+            let planes: Vec<&[f32]> = out.planes().chain(std::iter::once(a.plane(0))).collect();
             out = Image::from_planes(w, h, BitDepth::F32, &planes)?;
         }
         out.set_depth(depth);

@@ -91,7 +91,12 @@ mod tests {
         for scale in [2, 3, 4] {
             let best = default_for_scale(scale).unwrap();
             for b in BUILTIN_MODELS.iter().filter(|b| b.scale == scale) {
-                assert!(set5(best) >= set5(b), "{} beats the default {}", b.name, best.name);
+                assert!(
+                    set5(best) >= set5(b),
+                    "{} beats the default {}",
+                    b.name,
+                    best.name
+                );
             }
         }
         assert!(builtin("SRCNN-X3").is_ok());

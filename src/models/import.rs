@@ -283,9 +283,9 @@ fn detect_rrdbnet(sd: &StateDict, _hint: Option<usize>) -> Option<Result<Detecte
 
 /// Renames a key of an official (non-BasicSR) layout to BasicSR's, or
 /// `None` to drop it (constant buffers).
-fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> {
+fn rename_official(key: &str, official: &Official) -> Option<String> {
     let parts: Vec<&str> = key.split('.').collect();
-    let last_body = |p: &str| max_index(sd, p, ".weight");
+    let layout = official.layout;
     let k = match layout {
         Layout::EdsrOfficial | Layout::RcanOfficial => {
             if parts[0] == "sub_mean" || parts[0] == "add_mean" {
@@ -295,7 +295,7 @@ fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> 
                 ["head", "0", rest @ ..] => format!("conv_first.{}", rest.join(".")),
                 ["tail", "0", rest @ ..] => format!("upsample.{}", rest.join(".")),
                 ["tail", "1", rest @ ..] => format!("conv_last.{}", rest.join(".")),
-                ["body", i, p] if Some(i.parse().ok()?) == last_body("body.") => {
+                ["body", i, p] if Some(i.parse().ok()?) == official.last => {
                     format!("conv_after_body.{p}")
                 }
                 ["body", i, "body", "0", p] if layout == Layout::EdsrOfficial => {
@@ -305,8 +305,7 @@ fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> 
                     format!("body.{i}.conv2.{p}")
                 }
                 ["body", g, "body", b, p] => {
-                    let group_last = last_body(&format!("body.{g}.body."))?;
-                    if b.parse::<usize>().ok()? == group_last {
+                    if Some(b.parse::<usize>().ok()?) == official.group_last {
                         format!("body.{g}.conv.{p}")
                     } else {
                         return None;
@@ -337,10 +336,9 @@ fn rename_official(key: &str, layout: Layout, sd: &StateDict) -> Option<String> 
         Layout::EsrganOld => {
             // model.0 conv_first; model.1.sub.{i}.RDB{j}.conv{k}.0; the
             // last model.1.sub.N is conv_body; model.3/6/8/10 the tail.
-            let trunk_last = max_index(sd, "model.1.sub.", ".weight");
             match parts.as_slice() {
                 ["model", "0", p] => format!("conv_first.{p}"),
-                ["model", "1", "sub", i, p] if Some(i.parse().ok()?) == trunk_last => {
+                ["model", "1", "sub", i, p] if Some(i.parse().ok()?) == official.last => {
                     format!("conv_body.{p}")
                 }
                 ["model", "1", "sub", i, rdb, conv, "0", p] => {
@@ -366,6 +364,19 @@ enum Layout {
     EsrganOld,
 }
 
+/// A recognised official layout and the indices its renaming depends on,
+/// found once per file rather than per key.
+#[derive(Debug, Clone, Copy)]
+struct Official {
+    layout: Layout,
+    /// Index of the trunk's closing conv: `body.{N}` (EDSR, RCAN) or
+    /// `model.1.sub.{N}` (old ESRGAN).
+    last: Option<usize>,
+    /// Index of an RCAN group's closing conv, `body.{g}.body.{B}` (every
+    /// group has the same number of blocks).
+    group_last: Option<usize>,
+}
+
 /// The state dict with an official layout's keys renamed to BasicSR's, if
 /// it has one of the layouts srkit renames.
 fn to_basicsr_layout(sd: &StateDict) -> Option<StateDict> {
@@ -382,9 +393,17 @@ fn to_basicsr_layout(sd: &StateDict) -> Option<StateDict> {
     } else {
         return None;
     };
+    let official = Official {
+        layout,
+        last: match layout {
+            Layout::EsrganOld => max_index(sd, "model.1.sub.", ".weight"),
+            _ => max_index(sd, "body.", ".weight"),
+        },
+        group_last: max_index(sd, "body.0.body.", ".weight"),
+    };
     let entries = sd
         .iter()
-        .filter_map(|(k, t)| Some((rename_official(k, layout, sd)?, t.clone())))
+        .filter_map(|(k, t)| Some((rename_official(k, &official)?, t.clone())))
         .collect();
     Some(StateDict::from_entries(entries, sd.source()))
 }
@@ -411,7 +430,15 @@ const DETECTORS: &[(&str, Detector)] = &[
 /// not determine.
 pub fn detect(sd: &StateDict, arch: Option<&str>, scale_hint: Option<usize>) -> Result<Detected> {
     let renamed = to_basicsr_layout(sd);
-    let sd = renamed.as_ref().unwrap_or(sd);
+    detect_basicsr(renamed.as_ref().unwrap_or(sd), arch, scale_hint)
+}
+
+/// [`detect`] on a state dict already in BasicSR's layout.
+fn detect_basicsr(
+    sd: &StateDict,
+    arch: Option<&str>,
+    scale_hint: Option<usize>,
+) -> Result<Detected> {
     if let Some(a) = arch {
         let (_, f) = DETECTORS.iter().find(|(n, _)| *n == a).ok_or_else(|| {
             Error::Model(format!(
@@ -468,7 +495,7 @@ pub fn model_from_state_dict(
 ) -> Result<Model> {
     let renamed = to_basicsr_layout(sd);
     let sd = renamed.as_ref().unwrap_or(sd);
-    let d = detect(sd, arch, scale_hint)?;
+    let d = detect_basicsr(sd, arch, scale_hint)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut params = ParamStore::new();
     let network = Network::build(d.arch, &d.config, &mut params, &mut rng)?;

@@ -226,6 +226,17 @@ pub(crate) fn chain<O: Ops, B>(
     Ok(h.unwrap_or_else(|| x.clone()))
 }
 
+/// Parameters of `arch` built from `config` (for the architectures'
+/// parameter-count tests).
+#[cfg(test)]
+pub(crate) fn param_count(arch: &str, config: impl Serialize) -> usize {
+    let config = serde_json::to_value(config).expect("config serialises");
+    Model::new(arch, config, vec![1], 0)
+        .expect("builds")
+        .params
+        .num_elements()
+}
+
 /// Parses an architecture's config from JSON.
 fn parse_config<C: serde::de::DeserializeOwned>(
     arch: &str,

@@ -279,10 +279,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn count(config: RdnConfig) -> usize {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut store = ParamStore::new();
-        Rdn::new(&mut store, config, &mut rng).expect("builds");
-        store.num_elements()
+        crate::models::param_count("rdn", config)
     }
 
     #[test]

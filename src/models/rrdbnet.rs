@@ -335,10 +335,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn count(config: RrdbNetConfig) -> usize {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut store = ParamStore::new();
-        RrdbNet::new(&mut store, config, &mut rng).expect("builds");
-        store.num_elements()
+        crate::models::param_count("rrdbnet", config)
     }
 
     #[test]

@@ -468,6 +468,17 @@ fn fast_tanh(x: f32) -> f32 {
     x * p / q
 }
 
+/// Fails unless an `h x w` image splits into `r x r` blocks.
+fn check_divisible(op: &'static str, h: usize, w: usize, r: usize) -> Result<()> {
+    if r == 0 || h % r != 0 || w % r != 0 {
+        return Err(Error::invalid(
+            op,
+            format!("size {h}x{w} not divisible by {r}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Broadcast kind of a binary op's second operand.
 fn broadcast_plane(a: &Tensor, b: &Tensor, op: &str) -> Result<usize> {
     if a.shape() == b.shape() {
@@ -618,12 +629,7 @@ impl Backend for Cpu {
 
     fn pixel_unshuffle(&self, x: &Tensor, r: usize) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
-        if r == 0 || h % r != 0 || w % r != 0 {
-            return Err(Error::invalid(
-                "pixel_unshuffle",
-                format!("size {h}x{w} not divisible by {r}"),
-            ));
-        }
+        check_divisible("pixel_unshuffle", h, w, r)?;
         let (ih, iw) = (h / r, w / r);
         let mut y = vec![0.0; x.numel()];
         let xd = x.data();
@@ -675,12 +681,7 @@ impl Backend for Cpu {
 
     fn upsample_nearest_backward(&self, dy: &Tensor, r: usize) -> Result<Tensor> {
         let (n, c, h, w) = dy.dims4()?;
-        if r == 0 || h % r != 0 || w % r != 0 {
-            return Err(Error::invalid(
-                "upsample_nearest_backward",
-                format!("size {h}x{w} not divisible by {r}"),
-            ));
-        }
+        check_divisible("upsample_nearest_backward", h, w, r)?;
         let (ih, iw) = (h / r, w / r);
         let mut dx = vec![0.0; n * c * ih * iw];
         dx.par_chunks_mut(ih * iw)

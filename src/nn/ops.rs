@@ -60,8 +60,6 @@ pub trait Ops {
     fn mul(&mut self, a: &Self::Value, b: &Self::Value) -> Result<Self::Value>;
     /// `s * x`.
     fn scale(&mut self, x: &Self::Value, s: f32) -> Self::Value;
-    /// A constant (not trained).
-    fn constant(&mut self, t: Tensor) -> Self::Value;
     /// Adds `offsets[c]` to every pixel of channel `c` of an NCHW value
     /// (EDSR's and RCAN's mean shift); not trained.
     fn shift_channels(&mut self, x: &Self::Value, offsets: &[f32]) -> Result<Self::Value>;
@@ -141,10 +139,6 @@ impl Ops for Graph<'_> {
 
     fn scale(&mut self, x: &Var, s: f32) -> Var {
         Graph::scale(self, *x, s)
-    }
-
-    fn constant(&mut self, t: Tensor) -> Var {
-        self.input(t)
     }
 
     fn shift_channels(&mut self, x: &Var, offsets: &[f32]) -> Result<Var> {
@@ -232,10 +226,6 @@ impl Ops for Eager<'_> {
 
     fn scale(&mut self, x: &Tensor, s: f32) -> Tensor {
         self.backend.scale(x, s)
-    }
-
-    fn constant(&mut self, t: Tensor) -> Tensor {
-        t
     }
 
     fn shift_channels(&mut self, x: &Tensor, offsets: &[f32]) -> Result<Tensor> {
