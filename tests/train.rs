@@ -29,6 +29,7 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
         loss: Loss::Mse,
         seed: 5,
         val_every,
+        init: None,
     }
 }
 
@@ -52,6 +53,28 @@ fn short_seeded_run_beats_bicubic_on_set5() {
     let log = std::fs::read_to_string(dir.path().join("m.log.csv")).unwrap();
     assert_eq!(log.lines().count(), 3, "{log}");
     assert!(dir.path().join("m.curve.png").exists());
+
+    // A run started from those weights (--init) begins where they left off:
+    // one step at a negligible learning rate scores what they scored, far
+    // above a random start.
+    let warm = TrainConfig {
+        init: Some(out.clone()),
+        lr: 1e-9,
+        ..config(1, 1)
+    };
+    let w = train(
+        &warm,
+        &dir.path().join("warm.safetensors"),
+        false,
+        &mut Silent,
+    )
+    .unwrap();
+    assert!(
+        (w.best_psnr - s.best_psnr).abs() < 0.01,
+        "warm start {:.3} dB vs {:.3} dB",
+        w.best_psnr,
+        s.best_psnr
+    );
 }
 
 /// Networks fed the LR image, in RGB (SRVGGNetCompact) and in Y (ESPCN),

@@ -88,6 +88,12 @@ pub struct TrainArgs {
     /// Continue the run whose checkpoint sits beside --out.
     #[arg(long)]
     resume: bool,
+
+    /// Start from this model file's weights instead of random ones, wherever
+    /// a tensor's name and shape match (e.g. a x2 run from a trained x4 model
+    /// of the same architecture and width). Ignored by --resume.
+    #[arg(long, value_name = "MODEL.safetensors")]
+    init: Option<PathBuf>,
 }
 
 struct Bar {
@@ -100,6 +106,9 @@ impl TrainObserver for Bar {
         self.bar.set_length(total);
         self.bar.set_position(start);
         self.bar.reset_eta();
+    }
+    fn on_warm_start(&mut self, copied: usize, total: usize) {
+        eprintln!("--init: {copied} of the network's {total} tensors start from the given model");
     }
     fn on_step(&mut self, step: u64, loss: f32, pps: f64) {
         self.bar.set_position(step);
@@ -168,6 +177,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         loss: a.loss.parse()?,
         seed: a.seed,
         val_every: a.val_every,
+        init: a.init.clone(),
     };
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(

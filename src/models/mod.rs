@@ -468,6 +468,41 @@ impl Model {
         crate::io::write_atomic(path, |w| w.write_all(&bytes))
     }
 
+    /// Copies into this model every tensor of `other` with the same name and
+    /// shape, and returns how many were copied: a warm start for training
+    /// (another scale's upsampler differs, the body does not). Fails when the
+    /// architectures differ or no tensor matches, since then nothing would be
+    /// carried over and the run would silently start from scratch.
+    pub fn warm_start(&mut self, other: &Model) -> Result<usize> {
+        if other.meta.arch != self.meta.arch {
+            return Err(Error::invalid(
+                "init",
+                format!(
+                    "a {} model cannot start a {} network",
+                    other.meta.arch, self.meta.arch
+                ),
+            ));
+        }
+        let mut copied = 0;
+        let ids: Vec<_> = self.params.ids().collect();
+        for id in ids {
+            let name = self.params.name(id).to_string();
+            if let Some(src) = other.params.id(&name).map(|i| other.params.get(i)) {
+                if src.shape() == self.params.get(id).shape() {
+                    self.params.set(&name, src.clone())?;
+                    copied += 1;
+                }
+            }
+        }
+        if copied == 0 {
+            return Err(Error::invalid(
+                "init",
+                "no tensor of the model matches this network's names and shapes",
+            ));
+        }
+        Ok(copied)
+    }
+
     /// Whether the weights were trained for `scale`.
     pub fn supports_scale(&self, scale: usize) -> bool {
         self.meta.scales.contains(&scale)
@@ -530,5 +565,50 @@ mod tests {
         let plain = m.params.to_safetensors().unwrap();
         assert!(err(&plain).contains("not an srkit model"));
         assert!(!m.supports_scale(2) && m.supports_scale(3));
+    }
+
+    #[test]
+    fn warm_start_copies_what_matches_and_refuses_what_cannot() {
+        let edsr = |upscale: usize, seed: u64| {
+            let config = edsr::EdsrConfig {
+                num_feat: 8,
+                num_block: 2,
+                ..edsr::EdsrConfig::baseline(upscale)
+            };
+            Model::new(
+                "edsr",
+                serde_json::to_value(config).unwrap(),
+                vec![upscale],
+                seed,
+            )
+            .unwrap()
+        };
+        let x4 = edsr(4, 1);
+        let mut x2 = edsr(2, 2);
+        let copied = x2.warm_start(&x4).unwrap();
+        // x4's upsampler has two conv + shuffle stages, x2's one: every x2
+        // tensor has a same-shaped namesake in x4.
+        assert_eq!(copied, x2.params.len());
+        assert!(x4.params.len() > x2.params.len());
+        for id in x2.params.ids() {
+            let name = x2.params.name(id);
+            let src = x4.params.id(name).map(|i| x4.params.get(i));
+            assert_eq!(Some(x2.params.get(id)), src, "{name}");
+        }
+        let err = x2.warm_start(&srcnn()).unwrap_err().to_string();
+        assert!(err.contains("srcnn") && err.contains("edsr"), "{err}");
+        // Another width shares only the 3-channel output bias.
+        let wide = Model::new(
+            "edsr",
+            serde_json::to_value(edsr::EdsrConfig::baseline(2)).unwrap(),
+            vec![2],
+            3,
+        )
+        .unwrap();
+        assert_eq!(x2.warm_start(&wide).unwrap(), 1);
+        let mut empty = x4.clone();
+        empty.params = ParamStore::new();
+        let err = x2.warm_start(&empty).unwrap_err().to_string();
+        assert!(err.contains("no tensor"), "{err}");
     }
 }

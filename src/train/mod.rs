@@ -85,6 +85,13 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Validate (and checkpoint) every this many steps.
     pub val_every: u64,
+    /// A model file whose weights start the run instead of random ones,
+    /// wherever a tensor's name and shape match (see [`Model::warm_start`]):
+    /// e.g. a x2 network started from a trained x4 one of the same body, as
+    /// the EDSR paper starts its x3 and x4 models from x2. Used only when a
+    /// run starts; a resumed run takes its weights from the checkpoint.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -151,6 +158,11 @@ pub trait TrainObserver {
     /// Called once, before the first step, with the step to start from.
     fn on_start(&mut self, start_step: u64, total_steps: u64) {
         let _ = (start_step, total_steps);
+    }
+    /// Called when a new run starts from `--init` weights: how many of the
+    /// network's tensors were copied from them.
+    fn on_warm_start(&mut self, copied: usize, total: usize) {
+        let _ = (copied, total);
     }
     /// Called after every step with the step just finished (1-based) and its loss.
     fn on_step(&mut self, step: u64, loss: f32, patches_per_sec: f64) {
@@ -319,6 +331,7 @@ pub fn train(
             lr: config.lr,
             lr_halve_every: config.lr_halve_every,
             batch: config.batch,
+            init: config.init.clone(),
             ..saved.config.clone()
         } == *config;
         if !same_run {
@@ -331,7 +344,10 @@ pub fn train(
         }
         adam = Adam::from_state(&model.params, adam.config, adam_state)?;
         st = CheckpointState {
-            config: config.clone(),
+            config: TrainConfig {
+                init: saved.config.init.clone(),
+                ..config.clone()
+            },
             ..saved
         };
     } else if files.checkpoint.exists() {
@@ -342,6 +358,9 @@ pub fn train(
                 files.checkpoint.display()
             ),
         ));
+    } else if let Some(init) = &config.init {
+        let copied = model.warm_start(&Model::load(init)?)?;
+        observer.on_warm_start(copied, model.params.len());
     }
 
     let io = model.network.io();
