@@ -35,9 +35,25 @@
 //! | scikit-image Gaussian, CPU time (`process_time`, median of 3) | | 655 ms |
 //!
 //! i.e. 7.4x (1 thread) / 6.1x (2 threads) in wall time and 9.0x in CPU
-//! time: short of 20x. A profile of the AVX2 path: vertical pass + SSIM
+//! time: short of 20x. A profile of the AVX2 path then: vertical pass + SSIM
 //! 40%, horizontal pass 28%, `color::luma_row_255` (8-bit rounding, not
-//! vectorised) 24%.
+//! vectorised) 24%; the annotated loops showed LLVM had vectorised the
+//! kernels only partly (scalar `vfmadd213sd`, blends, spills).
+//!
+//! With both kernels in AVX2 + FMA intrinsics (`src/kernels/ssim.rs`), the
+//! colour conversion in AVX2 instances (`kernels::map`) and 64-column tiles,
+//! the two training jobs paused (quiet machine), same minute:
+//!
+//! | run | time per 2048x2048 SSIM |
+//! |---|---|
+//! | srkit paper, 1 thread (criterion) | 36.0 ms |
+//! | srkit paper, 2 threads (criterion) | 18.4 ms |
+//! | scikit-image Gaussian, wall (median of 5) | 648 ms (runs 626-1194) |
+//! | scikit-image Gaussian, CPU time (`process_time`, median of 4) | 634 ms |
+//!
+//! i.e. 35x faster with srkit's default thread count (both cores), 18x on one
+//! thread. Profile (1 thread): vertical pass + SSIM 40%, horizontal pass
+//! 23%, colour conversion 21% (memory-bound: 8-bit `f32` planes to `f64`).
 
 use criterion::{criterion_group, Criterion};
 use srkit::metrics::{ssim, Convention, MetricOptions};

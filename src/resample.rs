@@ -65,7 +65,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::kernels::resample::{self as kernels, Isa, Sample};
+use crate::kernels::resample::{self as kernels, Sample};
+use crate::kernels::{map, Isa};
 
 /// An interpolation kernel, as named by MATLAB's `imresize`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -619,7 +620,7 @@ pub(crate) fn resize_with(
             src.resize(plane.len(), 0.0);
             src.par_chunks_mut(CHUNK)
                 .zip(plane.par_chunks(CHUNK))
-                .for_each(|(d, p)| kernels::map(isa, p, d, &to_work));
+                .for_each(|(d, p)| map(isa, p, d, &to_work));
             plan.run(&src, &mut mid, |v| round_saturate(v, m) as f32, finish, dst);
         }
         SCRATCH_F32.set(keep([src, mid]));
@@ -630,7 +631,7 @@ pub(crate) fn resize_with(
             src.resize(plane.len(), 0.0);
             src.par_chunks_mut(CHUNK)
                 .zip(plane.par_chunks(CHUNK))
-                .for_each(|(d, p)| kernels::map(isa, p, d, &to_work));
+                .for_each(|(d, p)| map(isa, p, d, &to_work));
             plan.run(&src, &mut mid, |v| v, finish, dst);
         }
         SCRATCH_F64.set(keep([src, mid]));
@@ -691,7 +692,7 @@ impl PlanePlan<'_> {
             (None, _) => dst
                 .par_chunks_mut(CHUNK)
                 .zip(src.par_chunks(CHUNK))
-                .for_each(|(d, s)| kernels::map(isa, s, d, &|v: S| finish(v.to_f64()))),
+                .for_each(|(d, s)| map(isa, s, d, &|v: S| finish(v.to_f64()))),
             (Some(&(vertical, tab)), None) => {
                 if vertical {
                     pass_vertical(isa, src, in_w, tab, border, dst, finish);

@@ -17,6 +17,8 @@
 //! independent samples side by side, so the scalar and AVX2 results are
 //! identical to the last bit (tested in `resample`'s unit tests).
 
+use super::{map_body, Isa};
+
 /// A stored sample type the passes read: `f32` or `f64`, widened exactly.
 pub(crate) trait Sample: Copy + Default + Send + Sync + 'static {
     /// Widens to `f64` (exact).
@@ -34,45 +36,6 @@ impl Sample for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
-    }
-}
-
-/// An instruction-set level the kernels have an instance for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// Portable code (SSE2 on baseline x86-64).
-    Scalar,
-    /// x86 AVX2 (without FMA).
-    Avx2,
-}
-
-impl Isa {
-    /// The best level this CPU supports.
-    pub(crate) fn detect() -> Isa {
-        if Isa::Avx2.is_supported() {
-            Isa::Avx2
-        } else {
-            Isa::Scalar
-        }
-    }
-
-    /// Whether this CPU can run the level's instance (cached by std after
-    /// the first query).
-    #[inline]
-    pub(crate) fn is_supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-            Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-            Isa::Avx2 => false,
-        }
-    }
-
-    /// True when the AVX2 instance should run.
-    #[inline]
-    fn use_avx2(self) -> bool {
-        self == Isa::Avx2 && self.is_supported()
     }
 }
 
@@ -289,50 +252,4 @@ fn horizontal_strip_body<S, T, F>(
         }
     }
     map_body(&sums[..out.len()], out, store);
-}
-
-/// `f` applied element-wise: `dst[i] = f(src[i])` (a conversion loop that
-/// vectorises, 4-wide with AVX2).
-///
-/// Panics if the lengths differ.
-pub(crate) fn map<A, B, F>(isa: Isa, src: &[A], dst: &mut [B], f: &F)
-where
-    A: Copy,
-    F: Fn(A) -> B,
-{
-    assert_eq!(src.len(), dst.len());
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-    if isa.use_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
-        unsafe { map_avx2(src, dst, f) };
-        return;
-    }
-    let _ = isa;
-    map_body(src, dst, f);
-}
-
-/// [`map_body`] compiled for AVX2 (no FMA).
-///
-/// # Safety
-///
-/// The CPU must support AVX2.
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-#[target_feature(enable = "avx2")]
-unsafe fn map_avx2<A, B, F>(src: &[A], dst: &mut [B], f: &F)
-where
-    A: Copy,
-    F: Fn(A) -> B,
-{
-    map_body(src, dst, f);
-}
-
-#[inline(always)]
-fn map_body<A, B, F>(src: &[A], dst: &mut [B], f: &F)
-where
-    A: Copy,
-    F: Fn(A) -> B,
-{
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = f(s);
-    }
 }

@@ -1,20 +1,21 @@
 //! Per-ISA inner loops of the separable SSIM filter in [`crate::metrics`],
 //! behind safe dispatchers.
 //!
-//! Two kernels, each written once as safe generic Rust (`*_body`) and
-//! instantiated twice:
+//! Two kernels, each written once as safe generic Rust (`*_body`, the
+//! portable instance) and once with AVX2 + FMA intrinsics:
 //!
 //! * [`moments_row`]: one input row of a tile → the horizontally filtered
 //!   rows of the four moment maps `x`, `y`, `x² + y²`, `xy`;
 //! * [`ssim_row`]: the vertical filter of those maps over a `K`-row window
 //!   and the SSIM formula, one output row of the SSIM map.
 //!
-//! The scalar instance (baseline x86-64: SSE2, 2-wide) multiplies and adds
-//! separately. The AVX2 + FMA instance (`#[target_feature(enable =
+//! The portable instance (baseline x86-64: SSE2, 2-wide) multiplies and
+//! adds separately. The AVX2 + FMA instance (`#[target_feature(enable =
 //! "avx2,fma")]`, chosen at run time by [`SsimIsa::detect`] and re-checked on
-//! every call) compiles the same body with `mul_add` where the scalar one
-//! has `a * b + c`: LLVM vectorises it 4-wide and fuses the
-//! multiply-additions. The two instances therefore differ in the last bits
+//! every call) does the same operations in the same order, 4 lanes wide,
+//! with each `a * b + c` fused. (It was once the generic body compiled with
+//! `mul_add`, but LLVM vectorised that only partly: scalar lanes, blends
+//! and spills, 1.9x slower.) The two instances therefore differ in the last bits
 //! (each fused multiply-add rounds once instead of twice); the unit tests
 //! require them to agree to 1e-12 relative on odd sizes.
 //!
@@ -63,6 +64,11 @@ impl SsimIsa {
     }
 }
 
+#[cfg(target_arch = "x86")]
+use std::arch::x86::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
 /// Number of moment maps: `x`, `y`, `x² + y²`, `xy`.
 pub(crate) const MOMENTS: usize = 4;
 
@@ -74,36 +80,6 @@ pub(crate) const H_LANES: usize = 8;
 /// Output columns per block of [`ssim_row`] for the scalar instance: two
 /// `f64` are one SSE2 register, so the four moment sums never spill.
 const V_LANES_SCALAR: usize = 2;
-/// Output columns per block of [`ssim_row`] for the AVX2 + FMA instance: one
-/// YMM register per moment.
-const V_LANES_AVX2: usize = 4;
-
-/// `a * b + c`, rounded once or twice depending on the instance.
-trait MulAdd {
-    fn mul_add(a: f64, b: f64, c: f64) -> f64;
-}
-
-/// `a * b + c` with two roundings (what baseline targets do fast).
-struct Separate;
-
-impl MulAdd for Separate {
-    #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a * b + c
-    }
-}
-
-/// Fused multiply-add, one rounding. Only used inside `fma` functions,
-/// where it is one instruction (elsewhere it would be a libm call).
-#[allow(dead_code)] // unused on non-x86 targets
-struct Fused;
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
-    }
-}
 
 /// One input row of a tile, horizontally filtered into the four moment maps.
 ///
@@ -131,7 +107,7 @@ pub(crate) fn moments_row<const K: usize, const S: usize>(
         return;
     }
     let _ = isa;
-    moments_row_body::<Separate, K, S>(g, n, x, y, scratch, dst);
+    moments_row_body::<K, S>(g, n, x, y, scratch, dst);
 }
 
 /// [`moments_row_body`] compiled for AVX2 + FMA, with fused multiply-adds.
@@ -142,6 +118,7 @@ pub(crate) fn moments_row<const K: usize, const S: usize>(
 /// (the body is safe code).
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // k indexes weights and offsets alike
 unsafe fn moments_row_avx2_fma<const K: usize, const S: usize>(
     g: &[f64; K],
     n: usize,
@@ -150,11 +127,48 @@ unsafe fn moments_row_avx2_fma<const K: usize, const S: usize>(
     scratch: &mut [f64],
     dst: &mut [f64],
 ) {
-    moments_row_body::<Fused, K, S>(g, n, x, y, scratch, dst);
+    // Written with intrinsics: LLVM vectorised the generic body's block of
+    // four moments only partly (scalar lanes, blends, spills). Same
+    // operations in the same order as `moments_row_body` (fused).
+    assert!(n % H_LANES == 0 && n <= S, "row width {n}");
+    let len = n + K - 1;
+    let (x, y) = (&x[..len], &y[..len]);
+    let (sq, xy) = scratch[..2 * len].split_at_mut(len);
+    for (((s, p), &a), &b) in sq.iter_mut().zip(xy.iter_mut()).zip(x).zip(y) {
+        *s = a.mul_add(a, b * b);
+        *p = a * b;
+    }
+    let dst = &mut dst[..MOMENTS * S];
+    let gv: [__m256d; K] = std::array::from_fn(|k| _mm256_set1_pd(g[k]));
+    let mid = K / 2;
+    for (m, src) in [x, y, &*sq, &*xy].into_iter().enumerate() {
+        let sp = src.as_ptr();
+        let dp = dst[m * S..m * S + n].as_mut_ptr();
+        for j in (0..n).step_by(H_LANES) {
+            // SAFETY: j + H_LANES <= n, so every load is within
+            // src[j..j + H_LANES + K - 1] (len = n + K - 1 samples) and the
+            // stores within dst[m S..m S + n].
+            let w = sp.add(j);
+            let mut a0 = _mm256_mul_pd(gv[mid], _mm256_loadu_pd(w.add(mid)));
+            let mut a1 = _mm256_mul_pd(gv[mid], _mm256_loadu_pd(w.add(mid + 4)));
+            for k in 0..mid {
+                let far = K - 1 - k;
+                let p0 = _mm256_add_pd(_mm256_loadu_pd(w.add(k)), _mm256_loadu_pd(w.add(far)));
+                let p1 = _mm256_add_pd(
+                    _mm256_loadu_pd(w.add(k + 4)),
+                    _mm256_loadu_pd(w.add(far + 4)),
+                );
+                a0 = _mm256_fmadd_pd(gv[k], p0, a0);
+                a1 = _mm256_fmadd_pd(gv[k], p1, a1);
+            }
+            _mm256_storeu_pd(dp.add(j), a0);
+            _mm256_storeu_pd(dp.add(j + 4), a1);
+        }
+    }
 }
 
 #[inline(always)]
-fn moments_row_body<M: MulAdd, const K: usize, const S: usize>(
+fn moments_row_body<const K: usize, const S: usize>(
     g: &[f64; K],
     n: usize,
     x: &[f64],
@@ -167,7 +181,7 @@ fn moments_row_body<M: MulAdd, const K: usize, const S: usize>(
     let (x, y) = (&x[..len], &y[..len]);
     let (sq, xy) = scratch[..2 * len].split_at_mut(len);
     for (((s, p), &a), &b) in sq.iter_mut().zip(xy.iter_mut()).zip(x).zip(y) {
-        *s = M::mul_add(a, a, b * b);
+        *s = a * a + b * b;
         *p = a * b;
     }
     let (sq, xy) = (&*sq, &*xy);
@@ -185,7 +199,7 @@ fn moments_row_body<M: MulAdd, const K: usize, const S: usize>(
             }
             for k in 0..mid {
                 for l in 0..H_LANES {
-                    a[l] = M::mul_add(g[k], w[k + l] + w[K - 1 - k + l], a[l]);
+                    a[l] += g[k] * (w[k + l] + w[K - 1 - k + l]);
                 }
             }
         }
@@ -233,7 +247,7 @@ pub(crate) fn ssim_row<const K: usize, const S: usize>(
         return;
     }
     let _ = isa;
-    ssim_row_body::<Separate, K, S, V_LANES_SCALAR>(g, n, k, win, map);
+    ssim_row_body::<K, S, V_LANES_SCALAR>(g, n, k, win, map);
 }
 
 /// [`ssim_row_body`] compiled for AVX2 + FMA, with fused multiply-adds.
@@ -244,6 +258,7 @@ pub(crate) fn ssim_row<const K: usize, const S: usize>(
 /// (the body is safe code).
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // k indexes weights and offsets alike
 unsafe fn ssim_row_avx2_fma<const K: usize, const S: usize>(
     g: &[f64; K],
     n: usize,
@@ -251,13 +266,56 @@ unsafe fn ssim_row_avx2_fma<const K: usize, const S: usize>(
     win: &[f64],
     map: &mut [f64],
 ) {
-    ssim_row_body::<Fused, K, S, V_LANES_AVX2>(g, n, k, win, map);
+    // Intrinsics for the reason given in `moments_row_avx2_fma`; the same
+    // operations in the same order as `ssim_row_body` (fused, 4 lanes).
+    assert!(n % H_LANES == 0 && n <= S, "row width {n}");
+    let slot = MOMENTS * S;
+    let win = &win[..K * slot];
+    let map = &mut map[..n];
+    let gv: [__m256d; K] = std::array::from_fn(|k| _mm256_set1_pd(g[k]));
+    let mid = K / 2;
+    let wp = win.as_ptr();
+    // SAFETY (every load below): m S + i + (K - 1) slot + 4 <= K slot because
+    // i + 4 <= n <= S and m <= 3.
+    let filter = |at: usize| -> __m256d {
+        let c = wp.add(at);
+        let mut acc = _mm256_mul_pd(gv[mid], _mm256_loadu_pd(c.add(mid * slot)));
+        for t in 0..mid {
+            let pair = _mm256_add_pd(
+                _mm256_loadu_pd(c.add(t * slot)),
+                _mm256_loadu_pd(c.add((K - 1 - t) * slot)),
+            );
+            acc = _mm256_fmadd_pd(gv[t], pair, acc);
+        }
+        acc
+    };
+    let c1 = _mm256_set1_pd(k.c1);
+    let c2 = _mm256_set1_pd(k.c2);
+    let cn = _mm256_set1_pd(k.cov_norm);
+    let two = _mm256_set1_pd(2.0);
+    for i in (0..n).step_by(4) {
+        let mx = filter(i);
+        let my = filter(S + i);
+        let ms = filter(2 * S + i);
+        let mp = filter(3 * S + i);
+        let mxy = _mm256_mul_pd(mx, my);
+        let msq = _mm256_fmadd_pd(mx, mx, _mm256_mul_pd(my, my));
+        let cov = _mm256_mul_pd(cn, _mm256_sub_pd(mp, mxy));
+        let var = _mm256_mul_pd(cn, _mm256_sub_pd(ms, msq));
+        let num = _mm256_mul_pd(
+            _mm256_add_pd(_mm256_mul_pd(two, mxy), c1),
+            _mm256_add_pd(_mm256_mul_pd(two, cov), c2),
+        );
+        let den = _mm256_mul_pd(_mm256_add_pd(msq, c1), _mm256_add_pd(var, c2));
+        // SAFETY: i + 4 <= n = map.len().
+        _mm256_storeu_pd(map.as_mut_ptr().add(i), _mm256_div_pd(num, den));
+    }
 }
 
 /// `sum_k g[k] * col[k * MOMENTS * S + at + l]` for `l < V`, folded
 /// (`g[k] (a + b)` for the symmetric pairs).
 #[inline(always)]
-fn filter_col<M: MulAdd, const K: usize, const S: usize, const V: usize>(
+fn filter_col<const K: usize, const S: usize, const V: usize>(
     col: &[f64],
     at: usize,
     g: &[f64; K],
@@ -271,18 +329,14 @@ fn filter_col<M: MulAdd, const K: usize, const S: usize, const V: usize>(
     }
     for k in 0..mid {
         for l in 0..V {
-            acc[l] = M::mul_add(
-                g[k],
-                col[k * slot + l] + col[(K - 1 - k) * slot + l],
-                acc[l],
-            );
+            acc[l] += g[k] * (col[k * slot + l] + col[(K - 1 - k) * slot + l]);
         }
     }
     acc
 }
 
 #[inline(always)]
-fn ssim_row_body<M: MulAdd, const K: usize, const S: usize, const V: usize>(
+fn ssim_row_body<const K: usize, const S: usize, const V: usize>(
     g: &[f64; K],
     n: usize,
     k: SsimConstants,
@@ -297,13 +351,13 @@ fn ssim_row_body<M: MulAdd, const K: usize, const S: usize, const V: usize>(
     let SsimConstants { c1, c2, cov_norm } = k;
     for (j, o) in map[..n].chunks_exact_mut(V).enumerate() {
         let i = j * V;
-        let mx = filter_col::<M, K, S, V>(win, i, g);
-        let my = filter_col::<M, K, S, V>(win, S + i, g);
-        let ms = filter_col::<M, K, S, V>(win, 2 * S + i, g);
-        let mp = filter_col::<M, K, S, V>(win, 3 * S + i, g);
+        let mx = filter_col::<K, S, V>(win, i, g);
+        let my = filter_col::<K, S, V>(win, S + i, g);
+        let ms = filter_col::<K, S, V>(win, 2 * S + i, g);
+        let mp = filter_col::<K, S, V>(win, 3 * S + i, g);
         for l in 0..V {
             let mxy = mx[l] * my[l];
-            let msq = M::mul_add(mx[l], mx[l], my[l] * my[l]);
+            let msq = mx[l] * mx[l] + my[l] * my[l];
             let cov = cov_norm * (mp[l] - mxy);
             let var = cov_norm * (ms[l] - msq);
             o[l] = ((2.0 * mxy + c1) * (2.0 * cov + c2)) / ((msq + c1) * (var + c2));
