@@ -15,6 +15,9 @@ use srkit::nn::{Tensor, CPU};
 #[path = "../benches/support/cpu_clock.rs"]
 mod cpu_clock;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU time of the whole process in ms.
 fn process_cpu_ms() -> f64 {
     cpu_clock::process_cpu_ns() as f64 / 1e6

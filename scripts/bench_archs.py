@@ -11,7 +11,8 @@ itself) with the same input size. FLOPs are counted from the convolutions
 actually run (2 per multiply-add). Medians over RUNS runs after a warm-up;
 wall time and process CPU time (the latter is robust to other processes).
 
-Run: cargo build --release --example time_model && python3 scripts/bench_archs.py [THREADS] [RUNS]
+Run: cargo build --release --example time_model && python3 scripts/bench_archs.py [THREADS] [RUNS] [NAME...]
+(NAME: run only the networks whose name contains one of these, e.g. ESPCN)
 """
 import importlib.util
 import json
@@ -106,6 +107,7 @@ def conv_flops(model, x):
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    only = sys.argv[3:]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     print(f"threads {threads}, runs {runs}, torch {torch.__version__}")
@@ -113,6 +115,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, make, (c, h, w) in cases():
+            if only and not any(o.lower() in name.lower() for o in only):
+                continue
             model = make().eval()
             if hasattr(arch, "randomize"):
                 arch.randomize(model)

@@ -6,6 +6,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: the NN core allocates a fresh
+/// multi-megabyte buffer per layer, and glibc serves those with `mmap`, so
+/// every layer paid for zeroed pages and their faults again (half of an
+/// ESPCN forward pass: 71 ms CPU with glibc, 35 ms with mimalloc, which
+/// keeps freed memory for reuse).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
