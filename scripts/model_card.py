@@ -6,7 +6,9 @@ convention, BI degradation) next to bicubic, records the scores in the model
 file (`srkit eval --record`, read back by `srkit models`), and writes the card
 from those numbers, the file's training record and the run's CSV log.
 
-Usage: python3 scripts/model_card.py models/srcnn_x3.safetensors "<exact train command>"
+Usage: python3 scripts/model_card.py models/srcnn_x3.safetensors "<exact train command>" ["<note>"]
+(the optional note becomes a bullet under "How it was trained": say there what a
+`--init` model was, since that file may have changed since the run began)
 (needs `cargo build --release` first; no Python package beyond the standard library).
 """
 import csv
@@ -68,6 +70,7 @@ def header(path):
 
 def main():
     model, command = sys.argv[1], sys.argv[2]
+    note = f"\n- {sys.argv[3]}" if len(sys.argv) > 3 else ""
     meta = header(model)
     scale = meta["scales"][0]
     out_json = model + ".eval.json"
@@ -123,7 +126,7 @@ default for x{scale}).
   of wall-clock time on this machine (2-core AMD Zen 3, one thread, shared with builds, benchmarks and other trainings, and paused at times), summed over
   resumed runs. Validation: {t['val_dataset']}, {t['val_psnr']:.3f} dB / {t['val_ssim']:.4f}.
 - Learning-rate history and validation curve: `{stem}.log.csv`, `{stem}.curve.png`;
-  checkpoint to resume from: `{stem}.ckpt.safetensors` (add `--resume` to the command).
+  checkpoint to resume from: `{stem}.ckpt.safetensors` (add `--resume` to the command).{note}
 
 ## Scores (PSNR dB / SSIM, Y channel, {scale} border pixels cropped)
 

@@ -217,9 +217,9 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     let o = srkit(&["resize", s(&good), "-o", s(&out), "--size", "100000x100000"]);
     assert_fails(&o, "limit", Some(&out));
 
-    // The output is a directory.
+    // The output is a directory (upscale puts its result in one instead).
     assert_fails(
-        &srkit(&["upscale", s(&good), "-o", s(d)]),
+        &srkit(&["resize", s(&good), "-o", s(d), "--scale", "2"]),
         "directory",
         None,
     );
@@ -266,6 +266,89 @@ fn every_subcommand_has_help() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Usage:") && text.len() > 300, "{cmd}: {text}");
     }
+}
+
+/// Several inputs or a folder go into an output folder under their own
+/// names; a bad file is reported by name, the others are still written, and
+/// the exit status is a failure.
+#[test]
+fn upscale_batches_folders_and_reports_each_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs = d.join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    small_png(&inputs, "a.png", 12, 10);
+    small_png(&inputs, "b.png", 7, 9);
+    image::RgbImage::from_pixel(5, 6, image::Rgb([9, 8, 7]))
+        .save(inputs.join("c.jpg"))
+        .unwrap();
+    std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
+    let extra = small_png(d, "extra.bmp", 4, 4);
+    let out = d.join("out");
+    let o = srkit(&[
+        "upscale",
+        s(&inputs),
+        s(&extra),
+        "-o",
+        s(&out),
+        "-m",
+        "bicubic",
+        "--scale",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let size = |name: &str| image::image_dimensions(out.join(name)).unwrap();
+    assert_eq!(size("a.png"), (36, 30));
+    assert_eq!(size("b.png"), (21, 27));
+    assert_eq!(size("c.jpg"), (15, 18));
+    assert_eq!(size("extra.png"), (12, 12));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 4);
+
+    // One input file into an existing folder keeps its name.
+    let o = srkit(&[
+        "upscale",
+        s(&extra),
+        "-o",
+        s(&out),
+        "-m",
+        "bicubic",
+        "--scale",
+        "2",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(size("extra.png"), (8, 8));
+
+    // A corrupt image: named in the error, the good ones still written.
+    std::fs::write(inputs.join("broken.png"), b"\x89PNG garbage").unwrap();
+    let out2 = d.join("out2");
+    let o = srkit(&["upscale", s(&inputs), "-o", s(&out2), "-m", "bicubic"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("broken.png") && err.contains("1 of 4 images failed"),
+        "{err}"
+    );
+    assert!(out2.join("a.png").exists() && !out2.join("broken.png").exists());
+
+    // Refused before any work: an output file for several inputs, two
+    // inputs with one output name, an empty folder.
+    let a = inputs.join("a.png");
+    let o = srkit(&["upscale", s(&a), s(&extra), "-o", s(&a), "-m", "bicubic"]);
+    assert_fails(&o, "must be a folder", None);
+    let o = srkit(&[
+        "upscale",
+        s(&a),
+        s(&a),
+        "-o",
+        s(&d.join("o3")),
+        "-m",
+        "bicubic",
+    ]);
+    assert_fails(&o, "both be written", Some(&d.join("o3")));
+    let empty = d.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = srkit(&["upscale", s(&empty), "-o", s(&d.join("o4"))]);
+    assert_fails(&o, "no images", Some(&d.join("o4")));
 }
 
 #[test]

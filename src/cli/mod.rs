@@ -129,6 +129,11 @@ impl OutputArgs {
 
     /// Writes `img` atomically to the output path.
     fn write(&self, img: &srkit::Image) -> Result<()> {
+        self.write_to(img, &self.output)
+    }
+
+    /// Writes `img` atomically to `path`, with the depth and quality flags.
+    fn write_to(&self, img: &srkit::Image, path: &Path) -> Result<()> {
         let depth = match self.depth.as_deref() {
             Some("8") => Some(srkit::BitDepth::U8),
             Some("16") => Some(srkit::BitDepth::U16),
@@ -138,7 +143,7 @@ impl OutputArgs {
             jpeg_quality: self.quality,
             depth,
         };
-        srkit::io::write_image(img, &self.output, &opts)?;
+        srkit::io::write_image(img, path, &opts)?;
         Ok(())
     }
 }

@@ -11,7 +11,14 @@ use srkit::upscale::{Interpolation, Upscaler};
 
 use super::{check_output_size, parse_int_scale, progress_bar, OutputArgs};
 
-/// Upscale an image.
+/// Upscale an image, several images, or folders of them.
+///
+/// With one input file, -o names the output file (or an existing folder to
+/// put it in). With several inputs or a folder (its images, not its
+/// subfolders), -o is a folder, created if missing, and each result keeps
+/// its input's name (.png unless the input is a JPEG); the model is loaded
+/// once, an image that fails is reported and the others still run, and the
+/// exit status says whether all succeeded.
 ///
 /// With no --model or --method, the best built-in model for the scale is
 /// used (see `srkit models`), or bicubic where none exists. --model also
@@ -21,8 +28,9 @@ use super::{check_output_size, parse_int_scale, progress_bar, OutputArgs};
 /// 16-bit input gives 16-bit output.
 #[derive(Debug, Args)]
 pub struct UpscaleArgs {
-    /// Input image (PNG, JPEG, BMP, TIFF, WebP).
-    input: PathBuf,
+    /// Input images or folders of images (PNG, JPEG, BMP, TIFF, WebP).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
 
     #[command(flatten)]
     out: OutputArgs,
@@ -108,14 +116,104 @@ pub fn interpolation(name: &str) -> Result<Interpolation> {
     Ok(Interpolation { kernel })
 }
 
+/// Extensions of the images a folder input contributes.
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
+
+/// What `srkit upscale` was asked to do: one file, or many into a folder.
+enum Job {
+    Single { input: PathBuf },
+    Batch { pairs: Vec<(PathBuf, PathBuf)> },
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// Resolves inputs and output into one job, refusing before any work an
+/// empty folder, two inputs with the same output name, or an output that
+/// would replace its input without --force.
+fn plan(a: &UpscaleArgs) -> Result<Job> {
+    let output = &a.out.output;
+    if let [input] = &a.inputs[..] {
+        if !input.is_dir() && !output.is_dir() {
+            a.out.check(&[input])?;
+            return Ok(Job::Single {
+                input: input.clone(),
+            });
+        }
+    }
+    let mut files = Vec::new();
+    for input in &a.inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("cannot list {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && extension(p).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+                })
+                .collect();
+            if found.is_empty() {
+                bail!("no images in {}", input.display());
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    if output.exists() && !output.is_dir() {
+        bail!(
+            "-o {} must be a folder when upscaling several images",
+            output.display()
+        );
+    }
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
+    for input in files {
+        let ext = match extension(&input).as_deref() {
+            Some(e @ ("jpg" | "jpeg")) => e.to_string(),
+            _ => "png".into(),
+        };
+        let stem = input
+            .file_stem()
+            .with_context(|| format!("{} has no file name", input.display()))?;
+        let mut name = stem.to_os_string();
+        name.push(format!(".{ext}"));
+        let out = output.join(name);
+        if let Some((other, _)) = pairs.iter().find(|(_, o)| *o == out) {
+            bail!(
+                "{} and {} would both be written to {}",
+                other.display(),
+                input.display(),
+                out.display()
+            );
+        }
+        if !a.out.force && out.exists() && out.canonicalize().ok() == input.canonicalize().ok() {
+            bail!(
+                "output {} is the input file; pass --force to overwrite it",
+                out.display()
+            );
+        }
+        pairs.push((input, out));
+    }
+    Ok(Job::Batch { pairs })
+}
+
 pub fn run(a: UpscaleArgs) -> Result<()> {
-    a.out.check(&[&a.input])?;
+    let job = plan(&a)?;
     let source = ModelSource {
         arch: a.arch.clone(),
         scale_hint: a.scale,
     };
     let bar = progress_bar(0, "upscale");
+    // Batch jobs show one bar over the images instead of one over tiles.
+    let tile_progress = matches!(job, Job::Single { .. });
     let with_bar = |mut u: ModelUpscaler| {
+        if !tile_progress {
+            return u;
+        }
         let b = bar.clone();
         u.progress = Some(std::sync::Arc::new(move |done, total| {
             b.set_length(total as u64);
@@ -149,11 +247,46 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
     if !upscaler.supports_scale(scale) {
         bail!("{} cannot upscale x{scale}", upscaler.name());
     }
-    let lr = srkit::io::read_image(&a.input, &a.out.read_options())?;
-    check_output_size(lr.width() * scale, lr.height() * scale, a.out.max_pixels)?;
-    let sr = upscaler
-        .upscale(&lr, scale)
-        .with_context(|| format!("upscaling {} with {}", a.input.display(), upscaler.name()))?;
-    bar.finish_and_clear();
-    a.out.write(&sr)
+    let upscale_one = |input: &Path| -> Result<srkit::Image> {
+        let lr = srkit::io::read_image(input, &a.out.read_options())?;
+        check_output_size(lr.width() * scale, lr.height() * scale, a.out.max_pixels)?;
+        upscaler
+            .upscale(&lr, scale)
+            .with_context(|| format!("upscaling {} with {}", input.display(), upscaler.name()))
+    };
+    match job {
+        Job::Single { input } => {
+            let sr = upscale_one(&input)?;
+            bar.finish_and_clear();
+            a.out.write(&sr)
+        }
+        Job::Batch { pairs } => {
+            bar.finish_and_clear();
+            std::fs::create_dir_all(&a.out.output)
+                .with_context(|| format!("cannot create {}", a.out.output.display()))?;
+            let all = progress_bar(pairs.len() as u64, "upscale");
+            let mut failed = 0;
+            for (input, out) in &pairs {
+                all.set_message(input.display().to_string());
+                if let Err(e) = upscale_one(input).and_then(|sr| a.out.write_to(&sr, out)) {
+                    failed += 1;
+                    // Read and upscale errors name the file already.
+                    all.suspend(|| eprintln!("srkit: {e:#}"));
+                }
+                all.inc(1);
+            }
+            all.finish_and_clear();
+            if failed > 0 {
+                bail!("{failed} of {} images failed", pairs.len());
+            }
+            eprintln!(
+                "{} image{} upscaled x{scale} with {} into {}",
+                pairs.len(),
+                if pairs.len() == 1 { "" } else { "s" },
+                upscaler.name(),
+                a.out.output.display()
+            );
+            Ok(())
+        }
+    }
 }
