@@ -47,7 +47,8 @@ use rayon::prelude::*;
 use crate::color::{channel_row_255, luma_row_255, GrayMode};
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::kernels::ssim::{moments_row, ssim_row, SsimConstants, SsimIsa, H_LANES, MOMENTS};
+use crate::kernels::ssim::{moments_row, ssim_row, SsimConstants, H_LANES, MOMENTS};
+use crate::kernels::Isa;
 
 /// Which reference implementation the scores must reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -308,12 +309,12 @@ fn ssim_valid<const K: usize, S: RowSource>(
     g: &[f64; K],
     cov_norm: f64,
 ) -> f64 {
-    ssim_valid_on(SsimIsa::detect(), x, y, w, h, g, cov_norm)
+    ssim_valid_on(Isa::detect(), x, y, w, h, g, cov_norm)
 }
 
 /// [`ssim_valid`] on a given instruction-set level of the kernels.
 fn ssim_valid_on<const K: usize, S: RowSource>(
-    isa: SsimIsa,
+    isa: Isa,
     x: &S,
     y: &S,
     w: usize,
@@ -502,10 +503,10 @@ mod tests {
             let (x, y) = (Dense(&x, w), Dense(&y, w));
             let u = [1.0 / 7.0; 7];
             let scalar = (
-                ssim_valid_on(SsimIsa::Scalar, &x, &y, w, h, &g, 1.0),
-                ssim_valid_on(SsimIsa::Scalar, &x, &y, w, h, &u, 49.0 / 48.0),
+                ssim_valid_on(Isa::Scalar, &x, &y, w, h, &g, 1.0),
+                ssim_valid_on(Isa::Scalar, &x, &y, w, h, &u, 49.0 / 48.0),
             );
-            for isa in [SsimIsa::Avx2Fma] {
+            for isa in [Isa::Avx2Fma] {
                 if !isa.is_supported() {
                     continue;
                 }

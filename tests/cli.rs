@@ -285,17 +285,13 @@ fn upscale_batches_folders_and_reports_each_failure() {
     std::fs::write(inputs.join("notes.txt"), "not an image").unwrap();
     let extra = small_png(d, "extra.bmp", 4, 4);
     let out = d.join("out");
-    let o = srkit(&[
-        "upscale",
-        s(&inputs),
-        s(&extra),
-        "-o",
-        s(&out),
-        "-m",
-        "bicubic",
-        "--scale",
-        "3",
-    ]);
+    let bicubic = |inputs: &[&Path], out: &Path, scale: &str| {
+        let mut args = vec!["upscale"];
+        args.extend(inputs.iter().map(|p| s(p)));
+        args.extend(["-o", s(out), "-m", "bicubic", "--scale", scale]);
+        srkit(&args)
+    };
+    let o = bicubic(&[&inputs, &extra], &out, "3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let size = |name: &str| image::image_dimensions(out.join(name)).unwrap();
     assert_eq!(size("a.png"), (36, 30));
@@ -305,23 +301,14 @@ fn upscale_batches_folders_and_reports_each_failure() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 4);
 
     // One input file into an existing folder keeps its name.
-    let o = srkit(&[
-        "upscale",
-        s(&extra),
-        "-o",
-        s(&out),
-        "-m",
-        "bicubic",
-        "--scale",
-        "2",
-    ]);
+    let o = bicubic(&[&extra], &out, "2");
     assert!(o.status.success());
     assert_eq!(size("extra.png"), (8, 8));
 
     // A corrupt image: named in the error, the good ones still written.
     std::fs::write(inputs.join("broken.png"), b"\x89PNG garbage").unwrap();
     let out2 = d.join("out2");
-    let o = srkit(&["upscale", s(&inputs), "-o", s(&out2), "-m", "bicubic"]);
+    let o = bicubic(&[&inputs], &out2, "4");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -333,18 +320,9 @@ fn upscale_batches_folders_and_reports_each_failure() {
     // Refused before any work: an output file for several inputs, two
     // inputs with one output name, an empty folder.
     let a = inputs.join("a.png");
-    let o = srkit(&["upscale", s(&a), s(&extra), "-o", s(&a), "-m", "bicubic"]);
-    assert_fails(&o, "must be a folder", None);
-    let o = srkit(&[
-        "upscale",
-        s(&a),
-        s(&a),
-        "-o",
-        s(&d.join("o3")),
-        "-m",
-        "bicubic",
-    ]);
-    assert_fails(&o, "both be written", Some(&d.join("o3")));
+    assert_fails(&bicubic(&[&a, &extra], &a, "2"), "must be a folder", None);
+    let o3 = d.join("o3");
+    assert_fails(&bicubic(&[&a, &a], &o3, "2"), "both be written", Some(&o3));
     let empty = d.join("empty");
     std::fs::create_dir(&empty).unwrap();
     let o = srkit(&["upscale", s(&empty), "-o", s(&d.join("o4"))]);

@@ -14,21 +14,24 @@ pub(crate) mod ssim;
 pub(crate) enum Isa {
     /// Portable code (SSE2 on baseline x86-64).
     Scalar,
-    /// x86 AVX2 (without FMA).
+    /// x86 AVX2 without FMA (the instances that must give the portable
+    /// code's bits: resampling, colour conversion).
     Avx2,
+    /// x86 AVX2 with FMA; kernels without an FMA instance run their AVX2
+    /// one.
+    Avx2Fma,
 }
 
 impl Isa {
     /// The best level this CPU supports.
     pub(crate) fn detect() -> Isa {
-        if Isa::Avx2.is_supported() {
-            Isa::Avx2
-        } else {
-            Isa::Scalar
-        }
+        [Isa::Avx2Fma, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.is_supported())
+            .unwrap_or(Isa::Scalar)
     }
 
-    /// Whether this CPU can run the level's instance (cached by std after
+    /// Whether this CPU can run the level's instances (cached by std after
     /// the first query).
     #[inline]
     pub(crate) fn is_supported(self) -> bool {
@@ -36,15 +39,26 @@ impl Isa {
             Isa::Scalar => true,
             #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
             Isa::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            Isa::Avx2Fma => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
             #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-            Isa::Avx2 => false,
+            Isa::Avx2 | Isa::Avx2Fma => false,
         }
     }
 
-    /// True when the AVX2 instance should run.
+    /// True when an AVX2 (no FMA) instance should run.
     #[inline]
     pub(crate) fn use_avx2(self) -> bool {
-        self == Isa::Avx2 && self.is_supported()
+        self != Isa::Scalar && Isa::Avx2.is_supported()
+    }
+
+    /// True when an AVX2 + FMA instance should run.
+    #[inline]
+    #[allow(dead_code)] // unused on non-x86 targets
+    pub(crate) fn use_avx2_fma(self) -> bool {
+        self == Isa::Avx2Fma && self.is_supported()
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! The portable instance (baseline x86-64: SSE2, 2-wide) multiplies and
 //! adds separately. The AVX2 + FMA instance (`#[target_feature(enable =
-//! "avx2,fma")]`, chosen at run time by [`SsimIsa::detect`] and re-checked on
+//! "avx2,fma")]`, chosen at run time by [`Isa::detect`] and re-checked on
 //! every call) does the same operations in the same order, 4 lanes wide,
 //! with each `a * b + c` fused. (It was once the generic body compiled with
 //! `mul_add`, but LLVM vectorised that only partly: scalar lanes, blends
@@ -22,47 +22,7 @@
 //! Both instances sum the taps in the same order, so on a given CPU the
 //! result does not depend on how the image is split into tiles or threads.
 
-/// An instruction-set level the SSIM kernels have an instance for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SsimIsa {
-    /// Portable code, separate multiply and add (SSE2 on baseline x86-64).
-    Scalar,
-    /// x86 AVX2 with FMA: 4-wide `f64`, fused multiply-add.
-    Avx2Fma,
-}
-
-impl SsimIsa {
-    /// The best level this CPU supports.
-    pub(crate) fn detect() -> SsimIsa {
-        if SsimIsa::Avx2Fma.is_supported() {
-            SsimIsa::Avx2Fma
-        } else {
-            SsimIsa::Scalar
-        }
-    }
-
-    /// Whether this CPU can run the level's instance (cached by std after
-    /// the first query).
-    #[inline]
-    pub(crate) fn is_supported(self) -> bool {
-        match self {
-            SsimIsa::Scalar => true,
-            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-            SsimIsa::Avx2Fma => {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-            SsimIsa::Avx2Fma => false,
-        }
-    }
-
-    /// True when the AVX2 + FMA instance should run.
-    #[inline]
-    #[allow(dead_code)] // unused on non-x86 targets
-    fn use_avx2_fma(self) -> bool {
-        self == SsimIsa::Avx2Fma && self.is_supported()
-    }
-}
+use super::Isa;
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;
@@ -92,7 +52,7 @@ const V_LANES_SCALAR: usize = 2;
 /// `y` hold at least `n + K - 1` samples, `scratch` at least `2 (n + K - 1)`
 /// and `dst` at least `MOMENTS * S`.
 pub(crate) fn moments_row<const K: usize, const S: usize>(
-    isa: SsimIsa,
+    isa: Isa,
     g: &[f64; K],
     n: usize,
     x: &[f64],
@@ -233,7 +193,7 @@ pub(crate) struct SsimConstants {
 /// Panics unless `n` is a multiple of [`H_LANES`] and at most `S`, `win`
 /// holds at least `K * MOMENTS * S` samples and `map` at least `n`.
 pub(crate) fn ssim_row<const K: usize, const S: usize>(
-    isa: SsimIsa,
+    isa: Isa,
     g: &[f64; K],
     n: usize,
     k: SsimConstants,
@@ -434,7 +394,7 @@ mod tests {
                         / ((mx * mx + my * my + consts.c1) * (var + consts.c2))
                 })
                 .collect();
-            for isa in [SsimIsa::Scalar, SsimIsa::Avx2Fma] {
+            for isa in [Isa::Scalar, Isa::Avx2Fma] {
                 if !isa.is_supported() {
                     continue;
                 }
@@ -485,7 +445,7 @@ mod tests {
     /// every filtered moment and on the SSIM of smooth (realistic) data.
     #[test]
     fn avx2_fma_matches_scalar() {
-        if !SsimIsa::Avx2Fma.is_supported() {
+        if !Isa::Avx2Fma.is_supported() {
             return;
         }
         let g = gauss();
@@ -495,7 +455,7 @@ mod tests {
             let len = n + K - 1;
             let mut wins = Vec::new();
             let mut maps = Vec::new();
-            for isa in [SsimIsa::Scalar, SsimIsa::Avx2Fma] {
+            for isa in [Isa::Scalar, Isa::Avx2Fma] {
                 let mut win = vec![0.0; K * MOMENTS * S];
                 let mut scratch = vec![0.0; 2 * len];
                 for r in 0..K {
