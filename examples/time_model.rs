@@ -15,8 +15,8 @@ use srkit::nn::{Tensor, CPU};
 #[path = "../benches/support/cpu_clock.rs"]
 mod cpu_clock;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 /// CPU time of the whole process in ms.
 fn process_cpu_ms() -> f64 {
@@ -29,6 +29,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> srkit::Result<()> {
+    allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 7 {
         eprintln!("usage: time_model MODEL C H W RUNS THREADS");

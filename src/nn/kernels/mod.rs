@@ -20,6 +20,7 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+mod direct;
 mod winograd;
 
 /// Target number of output pixels per im2col band (rounded to whole output
@@ -574,24 +575,39 @@ fn weights_by_tap(wt: &[f32], g: &ConvGeom, co_major: bool) -> Vec<f32> {
 /// (one GEMM per tap on a strided view of the band's input, no im2col).
 fn taps_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
     let (cg, cog, taps, opix) = (g.cin_g(), g.cout_g(), g.taps(), g.oh * g.ow);
-    let wtap = weights_by_tap(wt, g, true);
+    // With AVX2 + FMA, one direct kernel over all taps; else a GEMM per tap.
+    let direct = direct::available();
+    let wtap = if direct {
+        (0..g.groups)
+            .flat_map(|gi| {
+                let w = &wt[gi * cog * cg * taps..][..cog * cg * taps];
+                direct::pack_weights(w, cog, cg, taps)
+            })
+            .collect()
+    } else {
+        weights_by_tap(wt, g, true)
+    };
     let yp = SendPtr(y.as_mut_ptr());
     g.tap_tasks(1).par_iter().for_each(|&(n, oy0, oy1)| {
         let b = g.tap_band(oy0, oy1);
+        let offs: Vec<usize> = (0..taps).map(|t| (t / g.kw) * b.wp + t % g.kw).collect();
         with_scratch(cg * b.cs + cog * b.mw, |s| {
             let (xs, ys) = s.split_at_mut(cg * b.cs);
             for gi in 0..g.groups {
                 let x_img = &x[(n * g.cin + gi * cg) * g.h * g.w..][..cg * g.h * g.w];
                 load_band(x_img, g, oy0, &b, xs);
-                for t in 0..taps {
-                    let (ky, kx) = (t / g.kw, t % g.kw);
+                if direct {
+                    let wg = &wtap[gi * cog.div_ceil(direct::MR) * direct::MR * cg * taps..];
+                    direct::product(cog, cg, &offs, wg, xs, b.cs, ys, b.mw);
+                }
+                for (t, &off) in offs.iter().enumerate().filter(|_| !direct) {
                     let lhs = Mat {
                         ptr: wtap[(gi * taps + t) * cog * cg..].as_ptr(),
                         rs: cg as isize,
                         cs: 1,
                     };
                     let rhs = Mat {
-                        ptr: xs[ky * b.wp + kx..].as_ptr(),
+                        ptr: xs[off..].as_ptr(),
                         rs: b.cs as isize,
                         cs: 1,
                     };
@@ -1160,6 +1176,8 @@ mod tests {
             (1, 16, 6, 3, 2, 2, 7, 13),
             (2, 9, 4, 4, 1, 1, 11, 10),
             (1, 8, 3, 1, 1, 1, 6, 7),
+            // Two full blocks of the direct kernel's 6 channels and a tail.
+            (1, 12, 13, 5, 2, 1, 10, 23),
         ] {
             let oh = h + 2 * p - k + 1;
             let ow = w + 2 * p - k + 1;
