@@ -304,6 +304,11 @@ fn upscale_batches_folders_and_reports_each_failure() {
     let o = bicubic(&[&extra], &out, "2");
     assert!(o.status.success());
     assert_eq!(size("extra.png"), (8, 8));
+    // So does one into a folder yet to be made, named with a final slash.
+    let fresh = format!("{}/", d.join("fresh").display());
+    let o = bicubic(&[&extra], Path::new(&fresh), "2");
+    assert!(o.status.success());
+    assert!(d.join("fresh/extra.png").exists());
 
     // A corrupt image: named in the error, the good ones still written.
     std::fs::write(inputs.join("broken.png"), b"\x89PNG garbage").unwrap();

@@ -13,8 +13,8 @@ use super::{check_output_size, parse_int_scale, progress_bar, OutputArgs};
 
 /// Upscale an image, several images, or folders of them.
 ///
-/// With one input file, -o names the output file (or an existing folder to
-/// put it in). With several inputs or a folder (its images, not its
+/// With one input file, -o names the output file (or a folder to put it in:
+/// an existing one, or a path ending in /). With several inputs or a folder (its images, not its
 /// subfolders), -o is a folder, created if missing, and each result keeps
 /// its input's name (.png unless the input is a JPEG); the model is loaded
 /// once, an image that fails is reported and the others still run, and the
@@ -136,8 +136,10 @@ fn extension(path: &Path) -> Option<String> {
 /// would replace its input without --force.
 fn plan(a: &UpscaleArgs) -> Result<Job> {
     let output = &a.out.output;
+    // `-o out/` names a folder even before it exists.
+    let to_folder = output.is_dir() || output.to_string_lossy().ends_with(std::path::is_separator);
     if let [input] = &a.inputs[..] {
-        if !input.is_dir() && !output.is_dir() {
+        if !input.is_dir() && !to_folder {
             a.out.check(&[input])?;
             return Ok(Job::Single {
                 input: input.clone(),
