@@ -300,8 +300,8 @@ impl Network {
         each_network!(self, n => n.io())
     }
 
-    /// The forward pass on `[N, C, H, W]`, taped on a [`Graph`] or eager
-    /// on [`Eager`](crate::nn::Eager).
+    /// The forward pass on `[N, C, H, W]`, taped on a [`Graph`](crate::nn::Graph) or eager
+    /// on [`Eager`].
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
         each_network!(self, n => n.forward(o, store, x))
     }
