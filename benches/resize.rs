@@ -16,9 +16,15 @@
 //!   best CPU extension detected at run time, destination preallocated.
 //! * `image_1t`: `image::imageops::resize` (single-threaded).
 //!
+//! srkit runs with the binary's allocator (`src/allocator.rs`), as
+//! `srkit resize` does.
+//!
 //! Run: `cargo bench --bench resize -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
+
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use fast_image_resize as fir;
@@ -138,6 +144,8 @@ fn bench_case(c: &mut Criterion, name: &str, src: (usize, usize), dst: (usize, u
 }
 
 fn benches(c: &mut Criterion) {
+    // The binary's allocator, so that srkit is timed as `srkit resize` runs.
+    allocator::keep_freed_memory();
     bench_case(c, "upscale_x4_512_to_2048_rgb8", (512, 512), (2048, 2048));
     bench_case(c, "downscale_x4_2048_to_512_rgb8", (2048, 2048), (512, 512));
 }
