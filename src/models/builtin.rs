@@ -25,6 +25,11 @@ impl BuiltinModel {
 /// Every built-in model, best first for each scale.
 pub const BUILTIN_MODELS: &[BuiltinModel] = &[
     BuiltinModel {
+        name: "edsr-x2",
+        scale: 2,
+        bytes: include_bytes!("../../models/edsr_x2.safetensors"),
+    },
+    BuiltinModel {
         name: "srcnn-x2",
         scale: 2,
         bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
