@@ -272,12 +272,27 @@ impl Cpu {
         b: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom(x.shape(), w.shape(), cfg)?;
-        check_bias(b, g.cout)?;
-        let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
-        kernels::conv2d_forward_gemm(x.data(), w.data(), b.map(|b| b.data()), &g, &mut y);
-        Tensor::new(&[g.n, g.cout, g.oh, g.ow], y)
+        conv2d_with(kernels::conv2d_forward_gemm, x, w, b, cfg)
     }
+}
+
+/// A forward-convolution kernel: `(x, w, bias, geometry, y)`.
+type ConvKernel = fn(&[f32], &[f32], Option<&[f32]>, &ConvGeom, &mut [f32]);
+
+/// A forward convolution through `kernel` (Winograd-or-GEMM, or GEMM only):
+/// the shapes checked, the output allocated.
+fn conv2d_with(
+    kernel: ConvKernel,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    cfg: Conv2dConfig,
+) -> Result<Tensor> {
+    let g = conv_geom(x.shape(), w.shape(), cfg)?;
+    check_bias(b, g.cout)?;
+    let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
+    kernel(x.data(), w.data(), b.map(|b| b.data()), &g, &mut y);
+    Tensor::new(&[g.n, g.cout, g.oh, g.ow], y)
 }
 
 /// Element count above which element-wise loops go parallel.
@@ -498,11 +513,7 @@ impl Backend for Cpu {
         b: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom(x.shape(), w.shape(), cfg)?;
-        check_bias(b, g.cout)?;
-        let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
-        kernels::conv2d_forward(x.data(), w.data(), b.map(|b| b.data()), &g, &mut y);
-        Tensor::new(&[g.n, g.cout, g.oh, g.ow], y)
+        conv2d_with(kernels::conv2d_forward, x, w, b, cfg)
     }
 
     fn conv2d_backward_input(

@@ -30,14 +30,7 @@ pub(super) const MR: usize = 6;
 
 /// Whether this CPU runs the kernel (AVX2 and FMA; std caches CPUID).
 pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cfg!(target_arch = "x86_64") && crate::kernels::Isa::Avx2Fma.is_supported()
 }
 
 /// Packs one group's weights `[cog][cg][taps]` (PyTorch order) as

@@ -44,6 +44,9 @@
 //! pixels of an odd edge) are computed and dropped.
 
 use super::{with_scratch, ConvGeom, SendPtr};
+// The crate's one instruction-set level; these kernels have a portable and
+// an AVX2 + FMA (x86-64) instance.
+use crate::kernels::Isa;
 use rayon::prelude::*;
 
 /// Positions of a transformed 4x4 tile.
@@ -93,36 +96,6 @@ pub(super) const MIN_COUT: usize = 6;
 /// 12x12 outputs (75 % used) ran at 1.38x, 8x8 (50 %) at 1.05x, 6x6
 /// (37 %) at 0.71x (batches of 16-64 images, 64 -> 64).
 const MIN_TILE_USE: (usize, usize) = (3, 5);
-
-/// An instruction-set level the Winograd kernels have an instance for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// Portable code (SSE2 on baseline x86-64), separate multiply and add.
-    Scalar,
-    /// x86 AVX2 with FMA.
-    Avx2Fma,
-}
-
-impl Isa {
-    /// The best level this CPU supports (std caches the CPUID query).
-    pub(super) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
-        }
-        Isa::Scalar
-    }
-
-    /// True when the AVX2 + FMA instances may run (re-checked so that a
-    /// forced level cannot run on a CPU without it).
-    #[inline]
-    #[cfg(target_arch = "x86_64")]
-    fn avx2_fma(self) -> bool {
-        self == Isa::Avx2Fma
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-    }
-}
 
 /// Whether `g` is a convolution the Winograd forward computes, and one
 /// large enough for it to pay.
@@ -337,7 +310,7 @@ fn input_transform(
             // 15 * pstride + dst(n - LANES) + LANES - 1 < v.len().
             assert!(15 * pstride + dst(n - LANES) + LANES <= v.len());
             #[cfg(target_arch = "x86_64")]
-            if isa.avx2_fma() {
+            if isa.use_avx2_fma() {
                 if ci + PREFETCH_CHANNELS < cin {
                     let next = &x_img[(ci + PREFETCH_CHANNELS) * plane..][..plane];
                     prefetch_segment(next, g, ty, tx0, n);
@@ -590,7 +563,7 @@ fn micro_kernel(isa: Isa, rows: usize, k: usize, a: &[f32], b: &[f32], c: &mut [
     assert!((1..=MR).contains(&rows));
     assert!(a.len() >= k * MR && b.len() >= k * NR && c.len() >= (rows - 1) * ldc + NR);
     #[cfg(target_arch = "x86_64")]
-    if isa.avx2_fma() {
+    if isa.use_avx2_fma() {
         let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         // SAFETY: the CPU supports AVX2 and FMA; the asserts above bound
         // every read of `a`, `b` and write of `c`.
@@ -693,7 +666,7 @@ unsafe fn output_transform(
             let row0 = y_img.add((co * oh + 2 * ty) * ow + ox0);
             let row1 = two_rows.then(|| row0.add(ow));
             #[cfg(target_arch = "x86_64")]
-            if isa.avx2_fma() {
+            if isa.use_avx2_fma() {
                 // SAFETY: the CPU supports AVX2; `src` holds the groups'
                 // 16 vectors at multiples of `pstride` (slice length); the
                 // rows as above.
