@@ -18,7 +18,7 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
     TrainConfig {
         arch: "srcnn".into(),
         arch_config: serde_json::to_value(SrcnnConfig::srcnn_955()).unwrap(),
-        scale: 3,
+        scales: vec![3],
         train: vec![data("T91")],
         val: vec![data("Set5")],
         patch: 33,
@@ -110,6 +110,62 @@ fn lr_input_rgb_and_y_networks_train_past_bicubic() {
         let m = Model::load(&out).unwrap();
         assert_eq!(m.meta.arch, arch);
     }
+}
+
+/// A network fed the bicubic-upscaled image trains one model on several
+/// scales (VDSR's protocol): every scale is validated and logged, their mean
+/// ranks the weights, and the model file says which scales it serves.
+/// Networks that upscale inside refuse several scales.
+#[test]
+fn pre_upsampling_network_trains_on_several_scales() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ms.safetensors");
+    let cfg = TrainConfig {
+        arch: "vdsr".into(),
+        arch_config: serde_json::json!({"depth": 4, "features": 16, "bias": true}),
+        scales: vec![2, 4],
+        patch: 24,
+        ..config(200, 200)
+    };
+    let s = train(&cfg, &out, false, &mut Silent).unwrap();
+    let m = Model::load(&out).unwrap();
+    assert_eq!(m.meta.scales, vec![2, 4]);
+    let log = std::fs::read_to_string(dir.path().join("ms.log.csv")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines[0],
+        "step,lr,loss,val_psnr,val_ssim,wall_seconds,val_psnr_x2,val_ssim_x2,val_psnr_x4,val_ssim_x4"
+    );
+    let cells: Vec<f64> = lines[1].split(',').map(|c| c.parse().unwrap()).collect();
+    let (x2, x4) = (cells[6], cells[8]);
+    assert!((cells[3] - (x2 + x4) / 2.0).abs() < 1e-3, "{log}");
+    assert!((s.best_psnr - (x2 + x4) / 2.0).abs() < 1e-3);
+    // Published bicubic Set5: 33.66 dB at x2, 28.42 dB at x4; both beaten.
+    assert!(x2 > 33.66 + 0.1 && x4 > 28.42 + 0.1, "{log}");
+
+    let espcn = TrainConfig {
+        arch: "espcn".into(),
+        arch_config: serde_json::json!({"scale": 2, "n1": 64, "n2": 32}),
+        scales: vec![2, 4],
+        ..config(1, 1)
+    };
+    let err = train(
+        &espcn,
+        &dir.path().join("e.safetensors"),
+        false,
+        &mut Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("one scale per model"), "{err}");
+
+    // A checkpoint from before scales were a list records `"scale": 3`.
+    let mut old = serde_json::to_value(config(1, 1)).unwrap();
+    let map = old.as_object_mut().unwrap();
+    map.remove("scales");
+    map.insert("scale".into(), 3.into());
+    let old: TrainConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(old.scales, vec![3]);
 }
 
 #[test]

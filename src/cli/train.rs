@@ -36,9 +36,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "JSON")]
     config: Option<String>,
 
-    /// Upscaling factor.
-    #[arg(short, long, value_parser = parse_int_scale, allow_hyphen_values = true)]
-    scale: usize,
+    /// Upscaling factor; several, comma-separated (2,3,4), train one model
+    /// for all of them — only for networks fed the bicubic-upscaled image
+    /// (srcnn, vdsr), as the VDSR paper trains its single model.
+    #[arg(short, long, value_parser = parse_int_scale, allow_hyphen_values = true, value_delimiter = ',', required = true)]
+    scale: Vec<usize>,
 
     /// Folder of HR training images (repeat for several).
     #[arg(long, required = true)]
@@ -144,7 +146,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             _ => SrcnnConfig::srcnn_955(),
         })?
     } else {
-        srkit::models::default_config(&a.arch, a.scale)?
+        srkit::models::default_config(&a.arch, a.scale[0])?
     };
     if let Some(json) = &a.config {
         let overrides: serde_json::Map<String, serde_json::Value> =
@@ -166,7 +168,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = TrainConfig {
         arch: a.arch.clone(),
         arch_config,
-        scale: a.scale,
+        scales: a.scale.clone(),
         train: a.train.clone(),
         val: a.val.clone(),
         patch: a.patch,

@@ -325,7 +325,8 @@ pub struct TrainingRecord {
     pub wall_seconds: f64,
     /// Validation dataset name.
     pub val_dataset: String,
-    /// Validation PSNR (paper convention) of these weights, dB.
+    /// Validation PSNR (paper convention) of these weights, dB (the mean
+    /// over scales for weights trained on several).
     pub val_psnr: f64,
     /// Validation SSIM of these weights.
     pub val_ssim: f64,

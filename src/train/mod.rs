@@ -63,8 +63,14 @@ pub struct TrainConfig {
     pub arch: String,
     /// Architecture config (JSON).
     pub arch_config: serde_json::Value,
-    /// Upscaling factor.
-    pub scale: usize,
+    /// Upscaling factors. Several only for networks fed the bicubic-upscaled
+    /// image (SRCNN, VDSR), which learn one set of weights for all of them,
+    /// as VDSR's paper trains x2, x3 and x4 together: each patch comes from
+    /// one of the scales, drawn uniformly, and validation averages over them.
+    /// (Checkpoints written before this was a list store one number under
+    /// `scale`; they still load.)
+    #[serde(alias = "scale", deserialize_with = "one_or_many")]
+    pub scales: Vec<usize>,
     /// Folders of HR training images.
     pub train: Vec<PathBuf>,
     /// Folders of HR validation images (the first decides "best").
@@ -119,8 +125,27 @@ impl TrainConfig {
         if self.train.is_empty() || self.val.is_empty() {
             return Err(Error::invalid("data", "need --train and --val folders"));
         }
+        if self.scales.is_empty() || self.scales.contains(&0) {
+            return Err(Error::invalid("scale", format!("{:?}", self.scales)));
+        }
         Ok(())
     }
+}
+
+/// Reads a list of scales, or one scale as a bare number.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(usize),
+        Many(Vec<usize>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// The files a run writes, derived from `--out`.
@@ -178,8 +203,31 @@ pub trait TrainObserver {
 pub struct Silent;
 impl TrainObserver for Silent {}
 
-/// One row of the CSV log.
+/// Validation scores at one scale.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScaleScore {
+    /// Upscaling factor.
+    pub scale: usize,
+    /// PSNR (dB), paper convention.
+    pub psnr: f64,
+    /// SSIM.
+    pub ssim: f64,
+}
+
+impl ScaleScore {
+    /// The mean over scales (`scale` = 0), which ranks multi-scale weights.
+    fn mean(scores: &[ScaleScore]) -> ScaleScore {
+        let n = scores.len().max(1) as f64;
+        ScaleScore {
+            scale: 0,
+            psnr: scores.iter().map(|s| s.psnr).sum::<f64>() / n,
+            ssim: scores.iter().map(|s| s.ssim).sum::<f64>() / n,
+        }
+    }
+}
+
+/// One row of the CSV log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRow {
     /// Steps done.
     pub step: u64,
@@ -187,12 +235,16 @@ pub struct LogRow {
     pub lr: f32,
     /// Mean training loss since the previous row.
     pub loss: f64,
-    /// Validation PSNR (dB), paper convention.
+    /// Validation PSNR (dB), paper convention; the mean over scales for a
+    /// multi-scale run.
     pub val_psnr: f64,
-    /// Validation SSIM.
+    /// Validation SSIM (mean over scales for a multi-scale run).
     pub val_ssim: f64,
     /// Training wall time so far (s), over all resumed runs.
     pub wall_seconds: f64,
+    /// A multi-scale run's scores at each scale (empty for one scale).
+    #[serde(default)]
+    pub per_scale: Vec<ScaleScore>,
 }
 
 /// What a checkpoint records besides tensors.
@@ -299,7 +351,7 @@ pub fn train(
     let mut model = Model::new(
         &config.arch,
         config.arch_config.clone(),
-        vec![config.scale],
+        config.scales.clone(),
         config.seed,
     )?;
     let mut adam = Adam::new(
@@ -364,7 +416,22 @@ pub fn train(
     }
 
     let io = model.network.io();
-    let images = data::prepare_images(&config.train, config.scale, &io)?;
+    if io.upscale.is_some() && config.scales.len() > 1 {
+        return Err(Error::invalid(
+            "scale",
+            format!(
+                "{} upscales inside the network, one scale per model; only networks fed \
+                 the bicubic-upscaled image (srcnn, vdsr) train on several scales at once",
+                config.arch
+            ),
+        ));
+    }
+    // Pre-upsampling networks see input and target of the same size at
+    // every scale, so the images of all scales form one pool to draw from.
+    let mut images = Vec::new();
+    for &scale in &config.scales {
+        images.extend(data::prepare_images(&config.train, scale, &io)?);
+    }
     let crop = io.shrink;
     let sampler = PatchSampler::new(images, config.patch, crop, config.batch, config.seed)?;
     let val_sets = config
@@ -410,13 +477,22 @@ pub fn train(
 
         if st.step % config.val_every == 0 || st.step == config.steps {
             let upscaler = ModelUpscaler::new(model.clone(), config.arch.clone());
-            let r = eval::evaluate(
-                &upscaler,
-                &val_sets[0],
-                config.scale,
-                &EvalOptions::default(),
-                &|| {},
-            )?;
+            let mut per_scale = Vec::with_capacity(config.scales.len());
+            for &scale in &config.scales {
+                let r = eval::evaluate(
+                    &upscaler,
+                    &val_sets[0],
+                    scale,
+                    &EvalOptions::default(),
+                    &|| {},
+                )?;
+                per_scale.push(ScaleScore {
+                    scale,
+                    psnr: r.psnr,
+                    ssim: r.ssim,
+                });
+            }
+            let r = ScaleScore::mean(&per_scale);
             observer.on_validation(st.step, r.psnr, r.ssim);
             st.wall_seconds = wall_before + run_start.elapsed().as_secs_f64();
             st.log.push(LogRow {
@@ -426,6 +502,11 @@ pub fn train(
                 val_psnr: r.psnr,
                 val_ssim: r.ssim,
                 wall_seconds: st.wall_seconds,
+                per_scale: if per_scale.len() > 1 {
+                    per_scale
+                } else {
+                    Vec::new()
+                },
             });
             st.loss_sum = 0.0;
             st.loss_count = 0;
@@ -463,12 +544,24 @@ pub fn train(
 }
 
 fn write_log(path: &Path, rows: &[LogRow]) -> Result<()> {
-    let mut text = String::from("step,lr,loss,val_psnr,val_ssim,wall_seconds\n");
+    let mut text = String::from("step,lr,loss,val_psnr,val_ssim,wall_seconds");
+    // A multi-scale run adds each scale's scores after the mean's.
+    let scales: Vec<usize> = rows.first().map_or(Vec::new(), |r| {
+        r.per_scale.iter().map(|s| s.scale).collect()
+    });
+    for s in &scales {
+        text += &format!(",val_psnr_x{s},val_ssim_x{s}");
+    }
+    text.push('\n');
     for r in rows {
         text += &format!(
-            "{},{:e},{:.8},{:.4},{:.6},{:.1}\n",
+            "{},{:e},{:.8},{:.4},{:.6},{:.1}",
             r.step, r.lr, r.loss, r.val_psnr, r.val_ssim, r.wall_seconds
         );
+        for s in &r.per_scale {
+            text += &format!(",{:.4},{:.6}", s.psnr, s.ssim);
+        }
+        text.push('\n');
     }
     crate::io::write_atomic(path, |w| w.write_all(text.as_bytes()))
 }
