@@ -871,11 +871,14 @@ pub(crate) fn conv2d_forward_gemm(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.cout);
     }
+    // The AVX2+FMA direct kernel serves every stride-1 layer, also those
+    // too thin for GEMMs: SRCNN's 9x9 1 -> 64 first layer (im2col would
+    // write 81 floats per pixel) and its 5x5 32 -> 1 last one (AXPYs).
+    if g.use_taps() || (direct::available() && g.sh == 1 && g.sw == 1 && !g.is_pointwise()) {
+        return taps_forward(x, wt, bias, g, y);
+    }
     if g.use_direct() {
         return direct_forward(x, wt, bias, g, y);
-    }
-    if g.use_taps() {
-        return taps_forward(x, wt, bias, g, y);
     }
     im2col_forward(x, wt, bias, g, y)
 }
@@ -1233,7 +1236,11 @@ mod tests {
             (2, 2, 0, 1, 8, 8),
             (3, 1, 0, 1, 40, 37),
         ] {
-            for &(cin, cout) in &[(4, 6), (4, 2), (2, 2)] {
+            // (1, 7) and (6, 1): SRCNN's thin first and last layers.
+            for &(cin, cout) in &[(4, 6), (4, 2), (2, 2), (1, 7), (6, 1)] {
+                if cin % groups != 0 || cout % groups != 0 {
+                    continue;
+                }
                 let oh = (h + 2 * p - k) / s + 1;
                 let ow = (w + 2 * p - k) / s + 1;
                 let g = ConvGeom {
