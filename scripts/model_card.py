@@ -54,6 +54,29 @@ def describe(meta):
                 "configuration than the paper's\nbaseline (16 x 64) so that it trains on this CPU. "
                 "Input: the LR image, RGB in [0, 1]; scored on Y.",
                 "VDSR, paper (the goal)", VDSR_PAPER)
+    if meta["arch"] == "vdsr":
+        return (f"VDSR, {cfg['depth']} layers x {cfg['features']} channels",
+                'Architecture: Kim et al., "Accurate Image Super-Resolution Using Very Deep '
+                'Convolutional Networks",\nCVPR 2016 (`src/models/vdsr.rs`), the paper\'s '
+                "configuration, one model for all its scales.\nInput: Y (BT.601) of the "
+                "bicubic-upscaled image in [0, 1]; the network adds a residual to it.",
+                "VDSR, paper", VDSR_PAPER)
+    if meta["arch"] == "rcan":
+        return (f"RCAN, {cfg['num_group']} groups x {cfg['num_block']} RCABs x "
+                f"{cfg['num_feat']} channels, reduction {cfg['squeeze_factor']}",
+                'Architecture: Zhang et al., "Image Super-Resolution Using Very Deep Residual '
+                'Channel Attention\nNetworks", ECCV 2018 (`src/models/rcan.rs`), a compact '
+                "configuration of the paper's 10 x 20 x 64\n(reduction 16) so that it trains on "
+                "this CPU. Input: the LR image, RGB in [0, 1]; scored on Y.",
+                "VDSR, paper", VDSR_PAPER)
+    if meta["arch"] == "rdn":
+        return (f"RDN, D = {cfg['d']} blocks of C = {cfg['c']} layers, G = {cfg['g']}, "
+                f"G0 = {cfg['g0']}",
+                'Architecture: Zhang et al., "Residual Dense Network for Image '
+                'Super-Resolution", CVPR 2018\n(`src/models/rdn.rs`), a compact configuration '
+                "of the paper's D = 16, C = 8, G = G0 = 64 so that\nit trains on this CPU. "
+                "Input: the LR image, RGB in [0, 1]; scored on Y.",
+                "VDSR, paper", VDSR_PAPER)
     raise SystemExit(f"no card template for {meta['arch']}")
 
 
@@ -72,11 +95,11 @@ def main():
     model, command = sys.argv[1], sys.argv[2]
     note = f"\n- {sys.argv[3]}" if len(sys.argv) > 3 else ""
     meta = header(model)
-    scale = meta["scales"][0]
+    scales = meta["scales"]
     out_json = model + ".eval.json"
     sets = ["Set5", "Set14", "BSD100"]
-    args = [SRKIT, "eval", "--method", "bicubic", "--model", model, "--scale", str(scale),
-            "--record", "--json", out_json]
+    args = [SRKIT, "eval", "--method", "bicubic", "--model", model,
+            "--scale", ",".join(map(str, scales)), "--record", "--json", out_json]
     for s in sets:
         args += ["--dataset", os.path.join(DATA, s)]
     table = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -87,31 +110,48 @@ def main():
     stem = os.path.splitext(os.path.basename(model))[0]
     log = list(csv.DictReader(open(os.path.join(os.path.dirname(model), stem + ".log.csv"))))
     name = stem.replace("_", "-")
+    many = len(scales) > 1
+    scale_text = ", ".join(f"x{s}" for s in scales)
 
-    def cell(method, ds):
-        r = next(r for r in results if r["method"] == method and r["dataset"] == ds)
+    def cell(method, ds, scale):
+        r = next(r for r in results
+                 if r["method"] == method and r["dataset"] == ds and r["scale"] == scale)
         return f"{r['psnr']:.2f} / {r['ssim']:.4f}"
 
     title, arch_text, ref_name, ref = describe(meta)
-    rows = [f"| srkit {name} | " + " | ".join(cell(name, s) for s in sets) + " |",
-            f"| {ref_name} | " + " | ".join(
-                f"{ref[scale][s][0]:.2f} / {ref[scale][s][1]:.4f}" for s in sets) + " |",
-            "| bicubic (srkit) | " + " | ".join(cell("bicubic", s) for s in sets) + " |"]
-    ours = {r["dataset"]: r["psnr"] for r in results if r["method"] == name}
-    short = [s for s in sets[:2] if ours[s] < ref[scale][s][0]]
+    rows = []
+    short = []
+    for scale in scales:
+        pre = f"x{scale} | " if many else ""
+        rows += [f"| srkit {name} | {pre}" + " | ".join(cell(name, s, scale) for s in sets) + " |",
+                 f"| {ref_name} | {pre}" + " | ".join(
+                     f"{ref[scale][s][0]:.2f} / {ref[scale][s][1]:.4f}" for s in sets) + " |",
+                 f"| bicubic (srkit) | {pre}" + " | ".join(cell("bicubic", s, scale)
+                                                           for s in sets) + " |"]
+        ours = {r["dataset"]: r["psnr"] for r in results
+                if r["method"] == name and r["scale"] == scale}
+        short += [f"{s} x{scale}" if many else s for s in sets[:2] if ours[s] < ref[scale][s][0]]
     last = log[-1]
+    val_what = "mean over " + scale_text + " on Set5" if many else "on Set5"
     status = (f"Status: at or above {ref_name} on Set5 and Set14."
               if not short else
               f"Status: training is not finished — below {ref_name} on {', '.join(short)}; it is "
               f"resumed from its checkpoint in later sessions (last log row: step {last['step']}, "
-              f"{float(last['val_psnr']):.3f} dB on Set5).")
+              f"{float(last['val_psnr']):.3f} dB {val_what}).")
     patch, loss, batch = (flag(command, "--patch", "33"), flag(command, "--loss", "mse").upper(),
                           t["batch_size"])
-    card = f"""# {name}: {title}, x{scale}
+    header_cols = "| method | scale | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|" if many else \
+        "| method | Set5 | Set14 | BSD100 |\n|---|---|---|---|"
+    crop = "the scale's number of border pixels cropped" if many else \
+        f"{scales[0]} border pixels cropped"
+    scales_line = (f" One model for {scale_text}: each training patch comes from one of the "
+                   "scales, and validation\nranks the weights by the mean Set5 PSNR over them."
+                   if many else "")
+    card = f"""# {name}: {title}, {scale_text}
 
 Built into the binary (`srkit upscale --model {name}`; `srkit models` shows which is the
-default for x{scale}).
-{arch_text}
+default for each scale).
+{arch_text}{scales_line}
 
 ## How it was trained
 
@@ -124,17 +164,16 @@ default for x{scale}).
   flips and 90° rotations; batch {batch}; {loss} loss; Adam.
 - Steps so far: {t['steps']} (best validation at this step); {t['wall_seconds'] / 3600:.2f} h
   of wall-clock time on this machine (2-core AMD Zen 3, one thread, shared with builds, benchmarks and other trainings, and paused at times), summed over
-  resumed runs. Validation: {t['val_dataset']}, {t['val_psnr']:.3f} dB / {t['val_ssim']:.4f}.
+  resumed runs. Validation: {t['val_dataset']}, {t['val_psnr']:.3f} dB / {t['val_ssim']:.4f}{" (mean over " + scale_text + ")" if many else ""}.
 - Learning-rate history and validation curve: `{stem}.log.csv`, `{stem}.curve.png`;
   checkpoint to resume from: `{stem}.ckpt.safetensors` (add `--resume` to the command).{note}
 
-## Scores (PSNR dB / SSIM, Y channel, {scale} border pixels cropped)
+## Scores (PSNR dB / SSIM, Y channel, {crop})
 
-| method | Set5 | Set14 | BSD100 |
-|---|---|---|---|
+{header_cols}
 {chr(10).join(rows)}
 
-Reproduce: `srkit eval --method bicubic --model models/{stem}.safetensors --scale {scale} \\
+Reproduce: `srkit eval --method bicubic --model models/{stem}.safetensors --scale {",".join(map(str, scales))} \\
   --dataset ../shared/data/Set5 --dataset ../shared/data/Set14 --dataset ../shared/data/BSD100`
 
 {status}
