@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use srkit::models::builtin::BUILTIN_MODELS;
+use srkit::models::builtin::{default_for_scale, BUILTIN_MODELS};
 
 /// List the built-in models with their scale, size and benchmark scores
 /// (PSNR dB / SSIM, paper convention, BI degradation).
@@ -35,24 +35,28 @@ pub fn run(_: ModelsArgs) -> Result<()> {
     );
     for b in BUILTIN_MODELS {
         let m = b.load()?;
-        let cell = |d: &str| {
-            m.meta
-                .benchmarks
-                .iter()
-                .find(|s| s.dataset == d && s.scale == b.scale)
-                .map(|s| format!("{:.2} / {:.4}", s.psnr, s.ssim))
-                .unwrap_or_else(|| "-".into())
-        };
-        println!(
-            "| {:<10} | x{:<4} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
-            b.name,
-            b.scale,
-            m.params.num_elements(),
-            m.meta.training.steps,
-            cell(datasets[0]),
-            cell(datasets[1]),
-            cell(datasets[2])
-        );
+        for &scale in b.scales {
+            let cell = |d: &str| {
+                m.meta
+                    .benchmarks
+                    .iter()
+                    .find(|s| s.dataset == d && s.scale == scale)
+                    .map(|s| format!("{:.2} / {:.4}", s.psnr, s.ssim))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let is_default = default_for_scale(scale).is_some_and(|d| d.name == b.name);
+            println!(
+                "| {:<10} | x{:<4} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
+                format!("{}{}", b.name, if is_default { " *" } else { "" }),
+                scale,
+                m.params.num_elements(),
+                m.meta.training.steps,
+                cell(datasets[0]),
+                cell(datasets[1]),
+                cell(datasets[2])
+            );
+        }
     }
+    println!("* the default for its scale (`srkit upscale` without --model)");
     Ok(())
 }

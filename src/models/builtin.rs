@@ -10,43 +10,49 @@ use crate::error::{Error, Result};
 pub struct BuiltinModel {
     /// The name users pass to `--model` (`srcnn-x3`).
     pub name: &'static str,
-    /// Its upscaling factor.
-    pub scale: usize,
+    /// The upscaling factors it serves (several for a multi-scale VDSR).
+    pub scales: &'static [usize],
     bytes: &'static [u8],
 }
 
 impl BuiltinModel {
+    /// Whether it upscales by `scale`.
+    pub fn supports(&self, scale: usize) -> bool {
+        self.scales.contains(&scale)
+    }
+
     /// Parses the embedded weights.
     pub fn load(&self) -> Result<Model> {
         Model::from_bytes(self.bytes, self.name)
     }
 }
 
-/// Every built-in model, best first for each scale.
+/// Every built-in model; for each scale, the first one that serves it is
+/// the default (and the best on Set5, which a test checks).
 pub const BUILTIN_MODELS: &[BuiltinModel] = &[
     BuiltinModel {
         name: "edsr-x2",
-        scale: 2,
+        scales: &[2],
         bytes: include_bytes!("../../models/edsr_x2.safetensors"),
     },
     BuiltinModel {
         name: "srcnn-x2",
-        scale: 2,
+        scales: &[2],
         bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
     },
     BuiltinModel {
         name: "srcnn-x3",
-        scale: 3,
+        scales: &[3],
         bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
     },
     BuiltinModel {
         name: "edsr-x4",
-        scale: 4,
+        scales: &[4],
         bytes: include_bytes!("../../models/edsr_x4.safetensors"),
     },
     BuiltinModel {
         name: "srcnn-x4",
-        scale: 4,
+        scales: &[4],
         bytes: include_bytes!("../../models/srcnn_x4.safetensors"),
     },
 ];
@@ -67,7 +73,7 @@ pub fn builtin(name: &str) -> Result<&'static BuiltinModel> {
 
 /// The best built-in model for `scale`, if any.
 pub fn default_for_scale(scale: usize) -> Option<&'static BuiltinModel> {
-    BUILTIN_MODELS.iter().find(|m| m.scale == scale)
+    BUILTIN_MODELS.iter().find(|m| m.supports(scale))
 }
 
 #[cfg(test)]
@@ -78,26 +84,26 @@ mod tests {
     fn every_builtin_model_loads_and_matches_its_scale() {
         for b in BUILTIN_MODELS {
             let m = b.load().unwrap();
-            assert_eq!(m.meta.scales, vec![b.scale], "{}", b.name);
+            assert_eq!(m.meta.scales, b.scales, "{}", b.name);
             assert!(m.meta.training.steps > 0, "{} is untrained", b.name);
         }
         // The default for a scale is its best model on Set5 (scores
         // recorded by `srkit eval --record`, see scripts/model_card.py).
-        let set5 = |b: &BuiltinModel| {
+        let set5 = |b: &BuiltinModel, scale: usize| {
             b.load()
                 .unwrap()
                 .meta
                 .benchmarks
                 .iter()
-                .find(|s| s.dataset == "Set5" && s.scale == b.scale)
+                .find(|s| s.dataset == "Set5" && s.scale == scale)
                 .map(|s| s.psnr)
-                .unwrap_or_else(|| panic!("{} has no Set5 score", b.name))
+                .unwrap_or_else(|| panic!("{} has no Set5 x{scale} score", b.name))
         };
         for scale in [2, 3, 4] {
             let best = default_for_scale(scale).unwrap();
-            for b in BUILTIN_MODELS.iter().filter(|b| b.scale == scale) {
+            for b in BUILTIN_MODELS.iter().filter(|b| b.supports(scale)) {
                 assert!(
-                    set5(best) >= set5(b),
+                    set5(best, scale) >= set5(b, scale),
                     "{} beats the default {}",
                     b.name,
                     best.name
