@@ -620,7 +620,7 @@ pub(crate) fn resize_with(
             src.resize(plane.len(), 0.0);
             src.par_chunks_mut(CHUNK)
                 .zip(plane.par_chunks(CHUNK))
-                .for_each(|(d, p)| map(isa, p, d, &to_work));
+                .for_each(|(d, p)| kernels::quantize(isa, p, d, m as f32, &to_work));
             plan.run(&src, &mut mid, |v| round_saturate(v, m) as f32, finish, dst);
         }
         SCRATCH_F32.set(keep([src, mid]));
@@ -787,6 +787,42 @@ mod tests {
             x ^= x << 17;
             let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 300.0 - 20.0;
             assert_eq!(round_saturate(v, 255.0), v.round().clamp(0.0, 255.0), "{v}");
+        }
+    }
+
+    /// The 8-lane f32 conversion to integer units equals the exact f64 one
+    /// on canonical samples, on samples next to every half-integer product
+    /// (where rounding the f32 product could tie), and on arbitrary bits.
+    #[test]
+    fn quantize_matches_exact_rounding() {
+        for m in [255.0f64, 65535.0] {
+            let exact = |v: f32| round_saturate(f64::from(v) * m, m) as f32;
+            let mut src = Vec::new();
+            for k in 0..=m as u32 {
+                let k = f64::from(k);
+                src.push((k / m) as f32);
+                let near_half = ((k + 0.5) / m) as f32;
+                for d in -3i32..=3 {
+                    src.push(f32::from_bits(near_half.to_bits().wrapping_add_signed(d)));
+                }
+            }
+            let mut x = 0x9e37_79b9u32;
+            for _ in 0..200_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                src.push(f32::from_bits(x));
+            }
+            src.extend([f32::NAN, f32::INFINITY, -f32::INFINITY, -0.0, 1e30, -1e-30]);
+            src.push(0.25); // a length that is not a multiple of 8
+            let want: Vec<f32> = src.iter().map(|&v| exact(v)).collect();
+            for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx2Fma] {
+                let mut got = vec![-1.0f32; src.len()];
+                kernels::quantize(isa, &src, &mut got, m as f32, &exact);
+                for ((g, w), v) in got.iter().zip(&want).zip(&src) {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{isa:?} m {m} v {v:e}");
+                }
+            }
         }
     }
 
