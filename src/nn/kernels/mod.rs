@@ -571,6 +571,10 @@ fn weights_by_tap(wt: &[f32], g: &ConvGeom, co_major: bool) -> Vec<f32> {
     out
 }
 
+/// Output rows per band, at least, of the tap-wise forward for one or two
+/// output channels.
+const THIN_BAND_ROWS: usize = 24;
+
 /// Tap-wise stride-1 forward: per band, `Y_wide = sum_taps W_tap * X_shift`
 /// (one GEMM per tap on a strided view of the band's input, no im2col).
 fn taps_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
@@ -588,7 +592,11 @@ fn taps_forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &m
         weights_by_tap(wt, g, true)
     };
     let yp = SendPtr(y.as_mut_ptr());
-    g.tap_tasks(1).par_iter().for_each(|&(n, oy0, oy1)| {
+    // A band copies kh - 1 halo rows besides its own; with few output
+    // channels that copy, not the arithmetic, is the cost, so their bands
+    // are taller.
+    let min_rows = if cog <= 2 { THIN_BAND_ROWS } else { 1 };
+    g.tap_tasks(min_rows).par_iter().for_each(|&(n, oy0, oy1)| {
         let b = g.tap_band(oy0, oy1);
         let offs: Vec<usize> = (0..taps).map(|t| (t / g.kw) * b.wp + t % g.kw).collect();
         with_scratch(cg * b.cs + cog * b.mw, |s| {
