@@ -246,8 +246,7 @@ impl ResidualBlockNoBn {
 
     /// The block on `[N, F, H, W]`.
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
-        let h = self.conv1.forward(o, store, x)?;
-        let h = o.relu(&h);
+        let h = self.conv1.forward_relu(o, store, x)?;
         let h = self.conv2.forward(o, store, &h)?;
         let h = scaled(o, h, self.res_scale);
         o.add(x, &h)

@@ -165,8 +165,7 @@ impl Rdb {
         let mut dense: Option<O::Value> = None;
         for conv in &self.convs {
             let h = dense.as_ref().unwrap_or(x);
-            let y = conv.forward(o, store, h)?;
-            let y = o.relu(&y);
+            let y = conv.forward_relu(o, store, h)?;
             dense = Some(o.concat(&[h, &y])?);
         }
         let y = self.lff.forward(o, store, dense.as_ref().unwrap_or(x))?;

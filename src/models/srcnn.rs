@@ -142,10 +142,8 @@ impl Srcnn {
     /// Forward pass: `[N, 1, H, W]` → `[N, 1, H − 2r, W − 2r]` (valid
     /// convolutions, `r` = receptive radius).
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
-        let h = self.conv1.forward(o, store, x)?;
-        let h = o.relu(&h);
-        let h = self.conv2.forward(o, store, &h)?;
-        let h = o.relu(&h);
+        let h = self.conv1.forward_relu(o, store, x)?;
+        let h = self.conv2.forward_relu(o, store, &h)?;
         self.conv3.forward(o, store, &h)
     }
 }

@@ -120,8 +120,7 @@ impl Vdsr {
             .ok_or_else(|| Error::Model("empty VDSR".into()))?;
         let mut h = None;
         for conv in hidden {
-            let y = conv.forward(o, store, h.as_ref().unwrap_or(x))?;
-            h = Some(o.relu(&y));
+            h = Some(conv.forward_relu(o, store, h.as_ref().unwrap_or(x))?);
         }
         let residual = last.forward(o, store, h.as_ref().unwrap_or(x))?;
         o.add(&residual, x)

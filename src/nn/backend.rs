@@ -109,6 +109,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         b: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor>;
+    /// [`conv2d`](Backend::conv2d) followed by ReLU, for inference: a
+    /// backend may apply the ReLU while each band of the output is still in
+    /// cache instead of in another pass over it.
+    fn conv2d_relu(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Result<Tensor> {
+        Ok(self.activation(Activation::Relu, &self.conv2d(x, w, b, cfg)?))
+    }
     /// Gradient of [`conv2d`](Backend::conv2d) w.r.t. its input of shape `x_shape`.
     fn conv2d_backward_input(
         &self,
@@ -272,12 +284,12 @@ impl Cpu {
         b: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        conv2d_with(kernels::conv2d_forward_gemm, x, w, b, cfg)
+        conv2d_with(kernels::conv2d_forward_gemm, x, w, b, cfg, false)
     }
 }
 
-/// A forward-convolution kernel: `(x, w, bias, geometry, y)`.
-type ConvKernel = fn(&[f32], &[f32], Option<&[f32]>, &ConvGeom, &mut [f32]);
+/// A forward-convolution kernel: `(x, w, bias and activation, geometry, y)`.
+type ConvKernel = fn(&[f32], &[f32], kernels::Epilogue, &ConvGeom, &mut [f32]);
 
 /// A forward convolution through `kernel` (Winograd-or-GEMM, or GEMM only):
 /// the shapes checked, the output allocated.
@@ -287,11 +299,16 @@ fn conv2d_with(
     w: &Tensor,
     b: Option<&Tensor>,
     cfg: Conv2dConfig,
+    relu: bool,
 ) -> Result<Tensor> {
     let g = conv_geom(x.shape(), w.shape(), cfg)?;
     check_bias(b, g.cout)?;
     let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
-    kernel(x.data(), w.data(), b.map(|b| b.data()), &g, &mut y);
+    let epi = kernels::Epilogue {
+        bias: b.map(|b| b.data()),
+        relu,
+    };
+    kernel(x.data(), w.data(), epi, &g, &mut y);
     Tensor::new(&[g.n, g.cout, g.oh, g.ow], y)
 }
 
@@ -513,7 +530,17 @@ impl Backend for Cpu {
         b: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        conv2d_with(kernels::conv2d_forward, x, w, b, cfg)
+        conv2d_with(kernels::conv2d_forward, x, w, b, cfg, false)
+    }
+
+    fn conv2d_relu(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Result<Tensor> {
+        conv2d_with(kernels::conv2d_forward, x, w, b, cfg, true)
     }
 
     fn conv2d_backward_input(

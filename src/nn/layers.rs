@@ -127,6 +127,16 @@ impl Conv2d {
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
         o.conv2d(x, store, self.weight, self.bias, self.config)
     }
+
+    /// `relu(conv(x))`, fused in eager mode ([`Ops::conv2d_relu`]).
+    pub fn forward_relu<O: Ops>(
+        &self,
+        o: &mut O,
+        store: &ParamStore,
+        x: &O::Value,
+    ) -> Result<O::Value> {
+        o.conv2d_relu(x, store, self.weight, self.bias, self.config)
+    }
 }
 
 /// A 2-D transposed convolution layer (PyTorch `nn.ConvTranspose2d`).

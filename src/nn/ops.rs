@@ -68,6 +68,20 @@ pub trait Ops {
     fn relu(&mut self, x: &Self::Value) -> Self::Value {
         self.activation(x, Activation::Relu)
     }
+
+    /// [`Ops::conv2d`] then ReLU; in eager mode one fused operation (the
+    /// ReLU applied while the output is in cache).
+    fn conv2d_relu(
+        &mut self,
+        x: &Self::Value,
+        store: &ParamStore,
+        w: ParamId,
+        b: Option<ParamId>,
+        cfg: Conv2dConfig,
+    ) -> Result<Self::Value> {
+        let y = self.conv2d(x, store, w, b, cfg)?;
+        Ok(self.relu(&y))
+    }
 }
 
 impl Ops for Graph<'_> {
@@ -174,6 +188,18 @@ impl Ops for Eager<'_> {
     ) -> Result<Tensor> {
         self.backend
             .conv2d(x, store.get(w), b.map(|b| store.get(b)), cfg)
+    }
+
+    fn conv2d_relu(
+        &mut self,
+        x: &Tensor,
+        store: &ParamStore,
+        w: ParamId,
+        b: Option<ParamId>,
+        cfg: Conv2dConfig,
+    ) -> Result<Tensor> {
+        self.backend
+            .conv2d_relu(x, store.get(w), b.map(|b| store.get(b)), cfg)
     }
 
     fn conv_transpose2d(

@@ -43,7 +43,7 @@
 //! and the transforms run on whole vectors. Padding tiles (and the output
 //! pixels of an odd edge) are computed and dropped.
 
-use super::{with_scratch, ConvGeom, SendPtr};
+use super::{with_scratch, ConvGeom, Epilogue, SendPtr};
 // The crate's one instruction-set level; these kernels have a portable and
 // an AVX2 + FMA (x86-64) instance.
 use crate::kernels::Isa;
@@ -209,8 +209,8 @@ fn transform_weights(wt: &[f32], g: &ConvGeom, plan: &Plan) -> Vec<f32> {
 
 /// Winograd forward, `y = conv(x, w) + b`, for a geometry [`applies`]
 /// accepts (any padding, any size). `y` is fully overwritten.
-pub(super) fn forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
-    forward_isa(Isa::detect(), x, wt, bias, g, y)
+pub(super) fn forward(x: &[f32], wt: &[f32], epi: Epilogue, g: &ConvGeom, y: &mut [f32]) {
+    forward_isa(Isa::detect(), x, wt, epi, g, y)
 }
 
 /// [`forward`] with a chosen instruction-set level (for the tests).
@@ -218,13 +218,13 @@ pub(super) fn forward_isa(
     isa: Isa,
     x: &[f32],
     wt: &[f32],
-    bias: Option<&[f32]>,
+    epi: Epilogue,
     g: &ConvGeom,
     y: &mut [f32],
 ) {
     assert!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw);
     assert!(x.len() == g.x_len() && wt.len() == g.w_len() && y.len() == g.y_len());
-    if let Some(b) = bias {
+    if let Some(b) = epi.bias {
         assert_eq!(b.len(), g.cout);
     }
     let plan = Plan::new(g);
@@ -252,7 +252,7 @@ pub(super) fn forward_isa(
             // them.
             unsafe {
                 let y_img = yp.get().add(n * g.cout * out_plane);
-                output_transform(isa, m, bias, g, &plan, b0, b1, tpad, y_img);
+                output_transform(isa, m, epi, g, &plan, b0, b1, tpad, y_img);
             }
         })
     });
@@ -637,7 +637,7 @@ unsafe fn micro_kernel_avx2<const R: usize>(
 unsafe fn output_transform(
     isa: Isa,
     m: &[f32],
-    bias: Option<&[f32]>,
+    epi: Epilogue,
     g: &ConvGeom,
     plan: &Plan,
     b0: usize,
@@ -658,7 +658,7 @@ unsafe fn output_transform(
         }
         let cols = (2 * tx1).min(ow) - ox0;
         for co in 0..g.cout {
-            let bv = bias.map_or(0.0, |b| b[co]);
+            let bv = epi.bias_of(co);
             let src = &m[co * tpad + off..][..15 * pstride + cols.div_ceil(2 * LANES) * LANES];
             // Columns ox0..ox0+cols < ow of row 2 ty < oh and, if
             // `two_rows`, of row 2 ty + 1 < oh of plane co: inside `y_img`,
@@ -671,6 +671,7 @@ unsafe fn output_transform(
                 // 16 vectors at multiples of `pstride` (slice length); the
                 // rows as above.
                 output_segment_avx2(src.as_ptr(), pstride, bv, cols, row0, row1);
+                relu_rows(epi, cols, row0, row1);
                 continue;
             }
             for k in (0..cols).step_by(2 * LANES) {
@@ -682,6 +683,23 @@ unsafe fn output_transform(
                 if let Some(row1) = row1 {
                     std::ptr::copy_nonoverlapping(out[1].as_ptr(), row1.add(k), c);
                 }
+            }
+            relu_rows(epi, cols, row0, row1);
+        }
+    }
+}
+
+/// The epilogue's ReLU on the `cols` pixels just written at `row0` (and
+/// `row1`), still in L1.
+///
+/// # Safety
+/// As for the writes of [`output_transform`] to those rows.
+#[inline]
+unsafe fn relu_rows(epi: Epilogue, cols: usize, row0: *mut f32, row1: Option<*mut f32>) {
+    if epi.relu {
+        for row in std::iter::once(row0).chain(row1) {
+            for v in std::slice::from_raw_parts_mut(row, cols) {
+                *v = v.max(0.0);
             }
         }
     }
@@ -854,12 +872,22 @@ mod tests {
             let x = uniform(g.x_len(), &mut rng);
             let wt = uniform(g.w_len(), &mut rng);
             let bias = uniform(cout, &mut rng);
-            for b in [None, Some(&bias[..])] {
+            for (b, relu) in [
+                (None, false),
+                (Some(&bias[..]), false),
+                (Some(&bias[..]), true),
+            ] {
+                let epi = Epilogue { bias: b, relu };
                 let mut want = vec![0.0; g.y_len()];
-                im2col_forward(&x, &wt, b, &g, &mut want);
+                im2col_forward(&x, &wt, epi, &g, &mut want);
+                if relu {
+                    // The ReLU acts (tiny outputs may all be positive).
+                    assert!(want.iter().all(|&v| v >= 0.0), "{g:?}");
+                    assert!(g.y_len() < 64 || want.contains(&0.0), "{g:?}");
+                }
                 for (k, isa) in isas().into_iter().enumerate() {
                     let mut got = vec![f32::NAN; g.y_len()];
-                    forward_isa(isa, &x, &wt, b, &g, &mut got);
+                    forward_isa(isa, &x, &wt, epi, &g, &mut got);
                     let e = rel_err(&got, &want);
                     worst[k] = worst[k].max(e);
                     assert!(e <= 1e-4, "{isa:?} rel err {e} for {g:?}");
@@ -905,7 +933,7 @@ mod tests {
                 .build()
                 .expect("pool");
             let mut y = vec![0.0; g.y_len()];
-            pool.install(|| forward(&x, &wt, Some(&bias), &g, &mut y));
+            pool.install(|| forward(&x, &wt, Epilogue::bias(Some(&bias)), &g, &mut y));
             y
         };
         let one = run(1);
