@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use srkit::models::{Model, SrcnnConfig};
-use srkit::train::{train, Loss, Silent, TrainConfig};
+use srkit::train::{train, Loss, ScaleScore, Silent, TrainConfig, TrainObserver};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -116,6 +116,15 @@ fn lr_input_rgb_and_y_networks_train_past_bicubic() {
 /// scales (VDSR's protocol): every scale is validated and logged, their mean
 /// ranks the weights, and the model file says which scales it serves.
 /// Networks that upscale inside refuse several scales.
+/// Records the per-scale scores of each validation.
+struct Scores(Vec<Vec<ScaleScore>>);
+
+impl TrainObserver for Scores {
+    fn on_scale_scores(&mut self, _step: u64, scores: &[ScaleScore]) {
+        self.0.push(scores.to_vec());
+    }
+}
+
 #[test]
 fn pre_upsampling_network_trains_on_several_scales() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +136,13 @@ fn pre_upsampling_network_trains_on_several_scales() {
         patch: 24,
         ..config(200, 200)
     };
-    let s = train(&cfg, &out, false, &mut Silent).unwrap();
+    let mut seen = Scores(Vec::new());
+    let s = train(&cfg, &out, false, &mut seen).unwrap();
+    assert_eq!(seen.0.len(), 1);
+    assert_eq!(
+        seen.0[0].iter().map(|r| r.scale).collect::<Vec<_>>(),
+        [2, 4]
+    );
     let m = Model::load(&out).unwrap();
     assert_eq!(m.meta.scales, vec![2, 4]);
     let log = std::fs::read_to_string(dir.path().join("ms.log.csv")).unwrap();
@@ -142,6 +157,29 @@ fn pre_upsampling_network_trains_on_several_scales() {
     assert!((s.best_psnr - (x2 + x4) / 2.0).abs() < 1e-3);
     // Published bicubic Set5: 33.66 dB at x2, 28.42 dB at x4; both beaten.
     assert!(x2 > 33.66 + 0.1 && x4 > 28.42 + 0.1, "{log}");
+    assert!((seen.0[0][0].psnr - x2).abs() < 1e-3);
+
+    // The CLI takes the scales comma-separated and prints each one's score.
+    let o = Command::new(env!("CARGO_BIN_EXE_srkit"))
+        .args([
+            "-j", "1", "train", "--arch", "vdsr", "--scale", "2,4", "--patch", "24",
+        ])
+        .args(["--config", r#"{"depth": 3, "features": 8}"#])
+        .arg("--train")
+        .arg(data("T91"))
+        .arg("--val")
+        .arg(data("Set5"))
+        .arg("--out")
+        .arg(dir.path().join("cli.safetensors"))
+        .args(["--steps", "5", "--val-every", "5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("(mean of x2 ") && err.contains(", x4 "),
+        "{err}"
+    );
 
     let espcn = TrainConfig {
         arch: "espcn".into(),

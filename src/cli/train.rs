@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use srkit::models::SrcnnConfig;
-use srkit::train::{self, TrainConfig, TrainObserver};
+use srkit::train::{self, ScaleScore, TrainConfig, TrainObserver};
 
 use super::parse_int_scale;
 
@@ -101,6 +101,8 @@ pub struct TrainArgs {
 struct Bar {
     bar: indicatif::ProgressBar,
     val: String,
+    /// The last multi-scale validation's per-scale scores, for its line.
+    scales: String,
 }
 
 impl TrainObserver for Bar {
@@ -124,9 +126,19 @@ impl TrainObserver for Bar {
             self.bar.set_message(status);
         }
     }
+    fn on_scale_scores(&mut self, _step: u64, scores: &[ScaleScore]) {
+        self.scales = scores
+            .iter()
+            .map(|s| format!("x{} {:.3} dB / {:.4}", s.scale, s.psnr, s.ssim))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
     fn on_validation(&mut self, step: u64, psnr: f64, ssim: f64) {
         self.val = format!("{psnr:.3} dB");
-        let line = format!("step {step}: validation PSNR {psnr:.3} dB, SSIM {ssim:.4}");
+        let mut line = format!("step {step}: validation PSNR {psnr:.3} dB, SSIM {ssim:.4}");
+        if !self.scales.is_empty() {
+            line += &format!(" (mean of {})", std::mem::take(&mut self.scales));
+        }
         if self.bar.is_hidden() {
             eprintln!("{line}");
         } else {
@@ -192,6 +204,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mut obs = Bar {
         bar,
         val: "-".into(),
+        scales: String::new(),
     };
     let summary = train::train(&cfg, &a.out, a.resume, &mut obs)
         .with_context(|| format!("training {}", a.out.display()))?;

@@ -193,9 +193,15 @@ pub trait TrainObserver {
     fn on_step(&mut self, step: u64, loss: f32, patches_per_sec: f64) {
         let _ = (step, loss, patches_per_sec);
     }
-    /// Called after each validation.
+    /// Called after each validation (a multi-scale run passes the mean over
+    /// its scales, after [`TrainObserver::on_scale_scores`]).
     fn on_validation(&mut self, step: u64, psnr: f64, ssim: f64) {
         let _ = (step, psnr, ssim);
+    }
+    /// Called after each validation of a multi-scale run with every
+    /// scale's scores.
+    fn on_scale_scores(&mut self, step: u64, scores: &[ScaleScore]) {
+        let _ = (step, scores);
     }
 }
 
@@ -491,6 +497,9 @@ pub fn train(
                     psnr: r.psnr,
                     ssim: r.ssim,
                 });
+            }
+            if per_scale.len() > 1 {
+                observer.on_scale_scores(st.step, &per_scale);
             }
             let r = ScaleScore::mean(&per_scale);
             observer.on_validation(st.step, r.psnr, r.ssim);
