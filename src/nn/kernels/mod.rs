@@ -1130,6 +1130,9 @@ fn im2col_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
 /// the partials are summed at the end.
 pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     assert!(x.len() == g.x_len() && dw.len() == g.w_len() && dy.len() == g.y_len());
+    if winograd::applies(g) {
+        return winograd::backward_weight(x, dy, g, dw);
+    }
     if g.use_direct() {
         return direct_backward_weight(x, dy, g, dw);
     }
