@@ -41,6 +41,11 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
     },
     BuiltinModel {
+        name: "rcan-x3",
+        scales: &[3],
+        bytes: include_bytes!("../../models/rcan_x3.safetensors"),
+    },
+    BuiltinModel {
         name: "srcnn-x3",
         scales: &[3],
         bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
@@ -113,6 +118,7 @@ mod tests {
         assert!(builtin("SRCNN-X3").is_ok());
         assert!(builtin("vdsr-x3").is_err());
         assert_eq!(default_for_scale(4).map(|m| m.name), Some("edsr-x4"));
+        assert_eq!(default_for_scale(3).map(|m| m.name), Some("rcan-x3"));
         assert!(default_for_scale(5).is_none());
     }
 }
