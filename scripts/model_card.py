@@ -147,10 +147,16 @@ def main():
     scales_line = (f" One model for {scale_text}: each training patch comes from one of the "
                    "scales, and validation\nranks the weights by the mean Set5 PSNR over them."
                    if many else "")
+    listed = subprocess.run([SRKIT, "models"], check=True, capture_output=True,
+                            text=True).stdout
+    builtin = any(line.startswith(f"| {name} ") for line in listed.splitlines())
+    where = ("Built into the binary (`srkit upscale --model " + name + "`; `srkit models` shows "
+             "which is the\ndefault for each scale)." if builtin else
+             "Not built into the binary (yet): it does not beat the built-in models at its "
+             "scales. Run it\nwith `srkit upscale --model models/" + stem + ".safetensors`.")
     card = f"""# {name}: {title}, {scale_text}
 
-Built into the binary (`srkit upscale --model {name}`; `srkit models` shows which is the
-default for each scale).
+{where}
 {arch_text}{scales_line}
 
 ## How it was trained
