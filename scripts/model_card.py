@@ -144,7 +144,7 @@ def main():
         "| method | Set5 | Set14 | BSD100 |\n|---|---|---|---|"
     crop = "the scale's number of border pixels cropped" if many else \
         f"{scales[0]} border pixels cropped"
-    scales_line = (f" One model for {scale_text}: each training patch comes from one of the "
+    scales_line = (f"\nOne model for {scale_text}: each training patch comes from one of the "
                    "scales, and validation\nranks the weights by the mean Set5 PSNR over them."
                    if many else "")
     listed = subprocess.run([SRKIT, "models"], check=True, capture_output=True,
@@ -152,8 +152,8 @@ def main():
     builtin = any(line.startswith(f"| {name} ") for line in listed.splitlines())
     where = ("Built into the binary (`srkit upscale --model " + name + "`; `srkit models` shows "
              "which is the\ndefault for each scale)." if builtin else
-             "Not built into the binary (yet): it does not beat the built-in models at its "
-             "scales. Run it\nwith `srkit upscale --model models/" + stem + ".safetensors`.")
+             "Not built into the binary (yet): it does not yet beat the built-in SRCNN at "
+             "its scales. Run it\nwith `srkit upscale --model models/" + stem + ".safetensors`.")
     card = f"""# {name}: {title}, {scale_text}
 
 {where}
