@@ -33,29 +33,38 @@ pub fn run(_: ModelsArgs) -> Result<()> {
         ]
         .join("|")
     );
-    for b in BUILTIN_MODELS {
-        let m = b.load()?;
-        for &scale in b.scales {
-            let cell = |d: &str| {
-                m.meta
-                    .benchmarks
-                    .iter()
-                    .find(|s| s.dataset == d && s.scale == scale)
-                    .map(|s| format!("{:.2} / {:.4}", s.psnr, s.ssim))
-                    .unwrap_or_else(|| "-".into())
-            };
-            let is_default = default_for_scale(scale).is_some_and(|d| d.name == b.name);
-            println!(
-                "| {:<10} | x{:<4} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
-                format!("{}{}", b.name, if is_default { " *" } else { "" }),
-                scale,
-                m.params.num_elements(),
-                m.meta.training.steps,
-                cell(datasets[0]),
-                cell(datasets[1]),
-                cell(datasets[2])
-            );
-        }
+    let models = BUILTIN_MODELS
+        .iter()
+        .map(|b| Ok((b, b.load()?)))
+        .collect::<Result<Vec<_>>>()?;
+    // One row per (model, scale), grouped by scale so that a multi-scale
+    // model sits among the others of each scale; within a scale, in the
+    // built-in order (the default first).
+    let mut rows: Vec<_> = models
+        .iter()
+        .flat_map(|(b, m)| b.scales.iter().map(move |&scale| (scale, *b, m)))
+        .collect();
+    rows.sort_by_key(|&(scale, ..)| scale);
+    for (scale, b, m) in rows {
+        let cell = |d: &str| {
+            m.meta
+                .benchmarks
+                .iter()
+                .find(|s| s.dataset == d && s.scale == scale)
+                .map(|s| format!("{:.2} / {:.4}", s.psnr, s.ssim))
+                .unwrap_or_else(|| "-".into())
+        };
+        let is_default = default_for_scale(scale).is_some_and(|d| d.name == b.name);
+        println!(
+            "| {:<10} | x{:<4} | {:>10} | {:>6} | {:^14} | {:^14} | {:^14} |",
+            format!("{}{}", b.name, if is_default { " *" } else { "" }),
+            scale,
+            m.params.num_elements(),
+            m.meta.training.steps,
+            cell(datasets[0]),
+            cell(datasets[1]),
+            cell(datasets[2])
+        );
     }
     println!("* the default for its scale (`srkit upscale` without --model)");
     Ok(())

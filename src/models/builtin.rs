@@ -36,9 +36,9 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         bytes: include_bytes!("../../models/edsr_x2.safetensors"),
     },
     BuiltinModel {
-        name: "srcnn-x2",
-        scales: &[2],
-        bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
+        name: "rdn-x3",
+        scales: &[3],
+        bytes: include_bytes!("../../models/rdn_x3.safetensors"),
     },
     BuiltinModel {
         name: "rcan-x3",
@@ -46,14 +46,24 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         bytes: include_bytes!("../../models/rcan_x3.safetensors"),
     },
     BuiltinModel {
-        name: "srcnn-x3",
-        scales: &[3],
-        bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
-    },
-    BuiltinModel {
         name: "edsr-x4",
         scales: &[4],
         bytes: include_bytes!("../../models/edsr_x4.safetensors"),
+    },
+    BuiltinModel {
+        name: "vdsr",
+        scales: &[2, 3, 4],
+        bytes: include_bytes!("../../models/vdsr.safetensors"),
+    },
+    BuiltinModel {
+        name: "srcnn-x2",
+        scales: &[2],
+        bytes: include_bytes!("../../models/srcnn_x2.safetensors"),
+    },
+    BuiltinModel {
+        name: "srcnn-x3",
+        scales: &[3],
+        bytes: include_bytes!("../../models/srcnn_x3.safetensors"),
     },
     BuiltinModel {
         name: "srcnn-x4",
@@ -118,7 +128,7 @@ mod tests {
         assert!(builtin("SRCNN-X3").is_ok());
         assert!(builtin("vdsr-x3").is_err());
         assert_eq!(default_for_scale(4).map(|m| m.name), Some("edsr-x4"));
-        assert_eq!(default_for_scale(3).map(|m| m.name), Some("rcan-x3"));
+        assert_eq!(default_for_scale(3).map(|m| m.name), Some("rdn-x3"));
         assert!(default_for_scale(5).is_none());
     }
 }
