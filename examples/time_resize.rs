@@ -14,7 +14,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let up = args.get(1).map_or(true, |a| a == "up");
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
-    let (sw, sh, dw, dh) = if up { (512, 512, 2048, 2048) } else { (2048, 2048, 512, 512) };
+    let (sw, sh, dw, dh) = if up {
+        (512, 512, 2048, 2048)
+    } else {
+        (2048, 2048, 512, 512)
+    };
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let data: Vec<f32> = (0..sw * sh * 3)
         .map(|i| {
@@ -26,9 +30,15 @@ fn main() {
         })
         .collect();
     let img = Image::from_planar(sw, sh, 3, BitDepth::U8, data).expect("image");
-    let target = ResizeTarget::Size { width: dw, height: dh };
+    let target = ResizeTarget::Size {
+        width: dw,
+        height: dh,
+    };
     let opts = ResizeOptions::default();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     let mut times = Vec::new();
     pool.install(|| {
         for _ in 0..runs {
@@ -39,5 +49,10 @@ fn main() {
         }
     });
     times.sort_by(f64::total_cmp);
-    println!("{} median {:.2} ms (min {:.2})", if up { "up" } else { "down" }, times[runs / 2], times[0]);
+    println!(
+        "{} median {:.2} ms (min {:.2})",
+        if up { "up" } else { "down" },
+        times[runs / 2],
+        times[0]
+    );
 }
