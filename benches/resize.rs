@@ -12,6 +12,10 @@
 //! * `srkit_1t_u8io`: the same plus converting interleaved RGB8 into a
 //!   planar `Image` and the result back to interleaved RGB8 — the fair
 //!   like-for-like with the two peers, which work on interleaved u8.
+//! * `srkit_bytes_1t`: `srkit::resample::resize_u8` on the three planes as
+//!   bytes (same result as `resize`, sample for sample).
+//! * `fir_planes_1t`: `fast_image_resize` on the same three byte planes
+//!   (`U8`), one after another: the like-for-like of `srkit_bytes_1t`.
 //! * `fir_1t`: `fast_image_resize` (no rayon feature: single-threaded),
 //!   best CPU extension detected at run time, destination preallocated.
 //! * `image_1t`: `image::imageops::resize` (single-threaded).
@@ -28,7 +32,7 @@ mod allocator;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use fast_image_resize as fir;
-use srkit::resample::{resize, ResizeOptions, ResizeTarget};
+use srkit::resample::{resize, resize_u8, PlanarU8, ResizeOptions, ResizeTarget};
 use srkit::{BitDepth, Image};
 
 /// Deterministic RGB8 test pattern: smooth gradients plus xorshift noise.
@@ -114,6 +118,30 @@ fn bench_case(c: &mut Criterion, name: &str, src: (usize, usize), dst: (usize, u
         })
     });
 
+    let bytes = PlanarU8 {
+        width: sw,
+        height: sh,
+        channels: 3,
+        data: (0..3)
+            .flat_map(|c| rgb.iter().skip(c).step_by(3).copied())
+            .collect(),
+    };
+    group.bench_function(BenchmarkId::new("srkit_bytes_1t", ""), |b| {
+        pool1.install(|| b.iter(|| resize_u8(black_box(&bytes), target, &opts).expect("resize")))
+    });
+
+    let fir_planes: Vec<_> = bytes
+        .data
+        .chunks_exact(sw * sh)
+        .map(|p| {
+            fir::images::Image::from_vec_u8(sw as u32, sh as u32, p.to_vec(), fir::PixelType::U8)
+                .expect("fir plane")
+        })
+        .collect();
+    let mut fir_plane_dst: Vec<_> = (0..3)
+        .map(|_| fir::images::Image::new(dw as u32, dh as u32, fir::PixelType::U8))
+        .collect();
+
     let fir_src =
         fir::images::Image::from_vec_u8(sw as u32, sh as u32, rgb.clone(), fir::PixelType::U8x3)
             .expect("fir image");
@@ -126,6 +154,16 @@ fn bench_case(c: &mut Criterion, name: &str, src: (usize, usize), dst: (usize, u
             resizer
                 .resize(black_box(&fir_src), &mut fir_dst, &fir_opts)
                 .expect("fir resize")
+        })
+    });
+
+    group.bench_function(BenchmarkId::new("fir_planes_1t", ""), |b| {
+        b.iter(|| {
+            for (src, dst) in fir_planes.iter().zip(fir_plane_dst.iter_mut()) {
+                resizer
+                    .resize(black_box(src), dst, &fir_opts)
+                    .expect("fir resize")
+            }
         })
     });
 

@@ -1,11 +1,12 @@
 //! Times `srkit::resample::resize` on the README's two cases (median of N
 //! runs, 1 thread) for profiling: `cargo run --release --example
-//! time_resize -- [up|down] [runs]`.
+//! time_resize -- [up|down] [runs] [f32|u8]` (`u8`: `resize_u8` on the
+//! same samples as bytes).
 
 #[path = "../src/allocator.rs"]
 mod allocator;
 
-use srkit::resample::{resize, ResizeOptions, ResizeTarget};
+use srkit::resample::{resize, resize_u8, PlanarU8, ResizeOptions, ResizeTarget};
 use srkit::{BitDepth, Image};
 use std::time::Instant;
 
@@ -29,6 +30,13 @@ fn main() {
             ((g as u64 * 3 + (state & 63)) / 4).min(255) as f32 / 255.0
         })
         .collect();
+    let bytes = PlanarU8 {
+        width: sw,
+        height: sh,
+        channels: 3,
+        data: data.iter().map(|&v| (v * 255.0).round() as u8).collect(),
+    };
+    let u8_path = args.get(3).is_some_and(|a| a == "u8");
     let img = Image::from_planar(sw, sh, 3, BitDepth::U8, data).expect("image");
     let target = ResizeTarget::Size {
         width: dw,
@@ -43,9 +51,12 @@ fn main() {
     pool.install(|| {
         for _ in 0..runs {
             let t = Instant::now();
-            let out = resize(&img, target, &opts).expect("resize");
+            if u8_path {
+                std::hint::black_box(resize_u8(&bytes, target, &opts).expect("resize"));
+            } else {
+                std::hint::black_box(resize(&img, target, &opts).expect("resize"));
+            }
             times.push(t.elapsed().as_secs_f64() * 1e3);
-            std::hint::black_box(out);
         }
     });
     times.sort_by(f64::total_cmp);

@@ -154,6 +154,10 @@ pub(crate) struct HorizontalPlan<'a> {
     pub taps: usize,
     /// Weights, `base.len() * taps`.
     pub weights: &'a [f64],
+    /// Padded positions `p` whose columns run consecutively:
+    /// `pmap[p] = pmap[start] + (p - start)` (the interior, away from the
+    /// border rule).
+    pub consecutive: std::ops::Range<usize>,
 }
 
 /// One strip of up to [`STRIP`] rows of the horizontal pass.
@@ -400,13 +404,31 @@ pub(crate) fn quantize<F: Fn(f32) -> f32>(
 unsafe fn quantize_avx2_fma(src: &[f32], dst: &mut [f32], m: f32) {
     use std::arch::x86_64::*;
     let mv = _mm256_set1_ps(m);
+    for (s, d) in src.chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
+        let r = quantize8(_mm256_loadu_ps(s.as_ptr()), mv);
+        _mm256_storeu_ps(d.as_mut_ptr(), r);
+    }
+}
+
+/// [`quantize`]'s 8 lanes: `round_half_away(v * m)` saturated to `[0, m]`
+/// (NaN → 0), exactly.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize8(
+    v: std::arch::x86_64::__m256,
+    mv: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
     let (zero, half, one) = (
         _mm256_setzero_ps(),
         _mm256_set1_ps(0.5),
         _mm256_set1_ps(1.0),
     );
-    for (s, d) in src.chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
-        let v = _mm256_loadu_ps(s.as_ptr());
+    {
         let p = _mm256_mul_ps(v, mv);
         let e = _mm256_fmsub_ps(v, mv, p);
         let fl = _mm256_floor_ps(p);
@@ -421,7 +443,507 @@ unsafe fn quantize_avx2_fma(src: &[f32], dst: &mut [f32], m: f32) {
         );
         let r = _mm256_add_ps(fl, _mm256_and_ps(up, one));
         // max(r, 0) returns its second operand, 0, when r is NaN.
-        let r = _mm256_min_ps(_mm256_max_ps(r, zero), mv);
-        _mm256_storeu_ps(d.as_mut_ptr(), r);
+        _mm256_min_ps(_mm256_max_ps(r, zero), mv)
+    }
+}
+
+/// `dst[i] = fallback(src[i])`, where `fallback` must be [`quantize`]'s
+/// for `m = 255` (returning the integer as a byte): an 8-bit image's `[0,
+/// 1]` samples as the bytes [`horizontal_strip_u8`] and
+/// [`vertical_row_u8`] work on.
+pub(crate) fn quantize_u8<F: Fn(f32) -> u8>(isa: Isa, src: &[f32], dst: &mut [u8], fallback: &F) {
+    assert_eq!(src.len(), dst.len());
+    let head = src.len() - src.len() % 32;
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        // SAFETY: AVX2 and FMA are present (checked by `use_avx2_fma`).
+        unsafe { quantize_u8_avx2_fma(&src[..head], &mut dst[..head]) };
+        map_body(&src[head..], &mut dst[head..], fallback);
+        return;
+    }
+    let _ = (isa, head);
+    map_body(src, dst, fallback);
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; the lengths are equal multiples of
+/// 32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_u8_avx2_fma(src: &[f32], dst: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let mv = _mm256_set1_ps(255.0);
+    for (s, d) in src.chunks_exact(32).zip(dst.chunks_exact_mut(32)) {
+        let q: [__m256i; 4] = std::array::from_fn(|v| {
+            _mm256_cvtps_epi32(quantize8(_mm256_loadu_ps(s.as_ptr().add(8 * v)), mv))
+        });
+        let bytes = narrow4x8(q[0], q[1], q[2], q[3]);
+        for (c, b) in d.chunks_exact_mut(8).zip(bytes) {
+            c.copy_from_slice(&b.to_le_bytes());
+        }
+    }
+}
+
+/// `dst[i] = (src[i] as f64 / 255.0) as f32`: bytes back to an 8-bit
+/// image's canonical `[0, 1]` samples.
+pub(crate) fn expand_u8(isa: Isa, src: &[u8], dst: &mut [std::mem::MaybeUninit<f32>]) {
+    assert_eq!(src.len(), dst.len());
+    let head = src.len() - src.len() % 8;
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        // SAFETY: AVX2 and FMA are present (checked by `use_avx2_fma`).
+        unsafe { expand_u8_avx2_fma(&src[..head], &mut dst[..head]) };
+        map_body(&src[head..], &mut dst[head..], &expand_one);
+        return;
+    }
+    let _ = (isa, head);
+    map_body(src, dst, &expand_one);
+}
+
+#[inline(always)]
+fn expand_one(k: u8) -> std::mem::MaybeUninit<f32> {
+    std::mem::MaybeUninit::new((f64::from(k) / 255.0) as f32)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; the lengths are equal multiples of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn expand_u8_avx2_fma(src: &[u8], dst: &mut [std::mem::MaybeUninit<f32>]) {
+    use std::arch::x86_64::*;
+    let (m, inv) = (_mm256_set1_ps(255.0), _mm256_set1_ps(1.0 / 255.0));
+    for (s, d) in src.chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
+        let k = widen8(s.as_ptr());
+        // The quotient rounded once, without a division: q = k * (1/255),
+        // its residual k - q * 255 (exact by FMA), one correction step;
+        // equal to the f64 quotient rounded to f32 for every byte (tested).
+        let q = _mm256_mul_ps(k, inv);
+        let residual = _mm256_fnmadd_ps(q, m, k);
+        _mm256_storeu_ps(d.as_mut_ptr().cast(), _mm256_fmadd_ps(residual, inv, q));
+    }
+}
+
+/// A bound on how far an `f32` FMA sum of `taps` products of `f32`-rounded
+/// weights with integer samples in `0..=m` can lie from the `f64` sum of the
+/// exact weights that MATLAB computes, given `abs_sum = sum |w|` of the
+/// weights: `(taps + 1) * 2^-24 * m * abs_sum` covers the weights' rounding
+/// and one rounding per fused multiply-add (the `f64` sum's own error is
+/// 2^29 times smaller); twice that leaves a margin.
+pub(crate) fn screen_delta(taps: usize, m: f64, abs_sum: f64) -> f64 {
+    (taps + 2) as f64 * f64::powi(2.0, -23) * m * abs_sum
+}
+
+/// One output row of the 8-bit vertical pass: `out[x]` =
+/// `store(sum_j ws[j] * src[offs[j] + x])`, the exact `f64` sum (taps
+/// ascending, as [`vertical_row`]) rounded by `store` to `0..=255`,
+/// computed 8 lanes at a time in `f32` with FMA (`ws32` = `ws` rounded to
+/// `f32`).
+///
+/// Which integer a sum rounds to depends only on which interval `(k - 1/2,
+/// k + 1/2)` holds it, so the `f32` sum decides whenever it lies more than
+/// `delta` (a bound on its distance from the `f64` sum, see
+/// [`screen_delta`]) from every tie `k + 1/2`; the few lanes that do not
+/// (common only for kernels whose weights are multiples of 1/4) are
+/// recomputed exactly. `store` must be MATLAB's conversion to `uint8`
+/// (round half away from zero, saturate).
+///
+/// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn vertical_row_u8<F: Fn(f64) -> u8>(
+    isa: Isa,
+    src: &[u8],
+    offs: &[usize],
+    ws: &[f64],
+    ws32: &[f32],
+    delta: f32,
+    out: &mut [u8],
+    store: &F,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        let w = out.len();
+        assert!(offs.len() >= ws.len() && ws32.len() == ws.len());
+        let offs = &offs[..ws.len()];
+        assert!(offs.iter().all(|&o| o + w <= src.len()));
+        // SAFETY: AVX2 and FMA are present; every row read is in bounds
+        // (asserted).
+        unsafe { vertical_row_u8_avx2(src, offs, ws, ws32, delta, out, store) };
+        return true;
+    }
+    let _ = (isa, src, offs, ws, ws32, delta, out, store);
+    false
+}
+
+/// The exact `f64` sum of output `x` of an 8-bit vertical row (the order of
+/// [`vertical_row_body`]).
+#[inline(always)]
+fn vertical_exact_u8(src: &[u8], offs: &[usize], ws: &[f64], x: usize) -> f64 {
+    let mut s = 0.0f64;
+    for (&wt, &off) in ws.iter().zip(offs) {
+        s += wt * f64::from(src[off + x]);
+    }
+    s
+}
+
+/// Rounds 8 `f32` sums to integers; returns them as `i32` lanes (not yet
+/// saturated: [`narrow4x8`] does that) and the mask of lanes within
+/// `delta` of a tie.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn round8_u8(p: std::arch::x86_64::__m256, delta: f32) -> (std::arch::x86_64::__m256i, i32) {
+    use std::arch::x86_64::*;
+    // Round to nearest (ties to even, but a lane near a tie is recomputed
+    // anyway); |p - r| <= 1/2 is exact, and a lane is decided when it is
+    // below 1/2 - delta.
+    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
+    let dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(p, r));
+    let near = _mm256_cmp_ps::<_CMP_GE_OQ>(dist, _mm256_set1_ps(0.5 - delta));
+    (_mm256_cvtps_epi32(r), _mm256_movemask_ps(near))
+}
+
+/// Narrows four vectors of 8 `i32` lanes to 8 bytes each, saturating to
+/// `0..=255` (MATLAB's `uint8` saturation).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn narrow4x8(
+    a: std::arch::x86_64::__m256i,
+    b: std::arch::x86_64::__m256i,
+    c: std::arch::x86_64::__m256i,
+    d: std::arch::x86_64::__m256i,
+) -> [u64; 4] {
+    use std::arch::x86_64::*;
+    // Per 128-bit half: lanes 0..4 (low half) or 4..8 (high half) of a, b,
+    // c, d as bytes; then gather each vector's two groups of four.
+    let ab = _mm256_packus_epi32(a, b);
+    let cd = _mm256_packus_epi32(c, d);
+    let bytes = _mm256_packus_epi16(ab, cd);
+    let v = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let mut out = [0u64; 4];
+    _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+    out
+}
+
+/// Loads 8 bytes as 8 `f32` lanes.
+///
+/// # Safety
+/// The CPU must support AVX2; `p` must point at 8 readable bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn widen8(p: *const u8) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())))
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `offs[j] + out.len() <= src.len()`
+/// for every `j`, and `offs`, `ws` and `ws32` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn vertical_row_u8_avx2<F: Fn(f64) -> u8>(
+    src: &[u8],
+    offs: &[usize],
+    ws: &[f64],
+    ws32: &[f32],
+    delta: f32,
+    out: &mut [u8],
+    store: &F,
+) {
+    use std::arch::x86_64::*;
+    // Four vectors of sums per block: enough independent FMAs to hide
+    // their latency.
+    const V: usize = 4;
+    let w = out.len();
+    let sp = src.as_ptr();
+    let mut x0 = 0;
+    while x0 + 8 <= w {
+        let nv = ((w - x0) / 8).min(V);
+        let mut acc = [_mm256_setzero_ps(); V];
+        for (&wt, &off) in ws32.iter().zip(offs) {
+            let wv = _mm256_set1_ps(wt);
+            let row = sp.add(off + x0);
+            for (v, a) in acc.iter_mut().enumerate().take(nv) {
+                *a = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *a);
+            }
+        }
+        let mut near = 0u32;
+        let mut q = [_mm256_setzero_si256(); V];
+        for v in 0..V {
+            let (qv, nv) = round8_u8(acc[v], delta);
+            q[v] = qv;
+            near |= (nv as u32) << (8 * v);
+        }
+        let bytes = narrow4x8(q[0], q[1], q[2], q[3]);
+        for (v, b) in bytes.iter().enumerate().take(nv) {
+            out[x0 + 8 * v..x0 + 8 * v + 8].copy_from_slice(&b.to_le_bytes());
+        }
+        while near != 0 {
+            let x = x0 + near.trailing_zeros() as usize;
+            // Lanes of vectors past nv summed nothing: 0, never near a tie.
+            out[x] = store(vertical_exact_u8(src, offs, ws, x));
+            near &= near - 1;
+        }
+        x0 += 8 * nv;
+    }
+    for (x, o) in out.iter_mut().enumerate().skip(x0) {
+        *o = store(vertical_exact_u8(src, offs, ws, x));
+    }
+}
+
+/// One strip of up to [`STRIP`] rows of the 8-bit horizontal pass (the
+/// sums of [`horizontal_strip`], `rows` holding `out.len() / base.len()`
+/// rows of `w_in` bytes), rounded in `f32` where that is exact as
+/// [`vertical_row_u8`] explains; `weights32` is `plan.weights` rounded to
+/// `f32` and `strip` is `pmap.len() * STRIP` scratch.
+///
+/// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn horizontal_strip_u8<F: Fn(f64) -> u8>(
+    isa: Isa,
+    plan: &HorizontalPlan<'_>,
+    weights32: &[f32],
+    delta: f32,
+    rows: &[u8],
+    strip: &mut [f32],
+    out: &mut [u8],
+    store: &F,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        let (w_out, taps) = (plan.base.len(), plan.taps);
+        let nrows = out.len() / w_out;
+        assert!(nrows <= STRIP && out.len() == nrows * w_out);
+        assert!(rows.len() >= nrows * plan.w_in);
+        assert!(weights32.len() >= w_out * taps && plan.weights.len() >= w_out * taps);
+        assert!(plan.pmap.iter().all(|&ix| ix < plan.w_in));
+        let strip = &mut strip[..plan.pmap.len() * STRIP];
+        assert!(plan.base.iter().all(|&b| (b + taps) * STRIP <= strip.len()));
+        // SAFETY: AVX2 and FMA are present; the bounds are asserted above.
+        // Common tap counts get an instance with the tap loop unrolled
+        // (bicubic upscaling has 4 taps, linear 2, Lanczos3 6).
+        unsafe {
+            let args = (plan, weights32, delta, rows, strip, out, store);
+            match taps {
+                1 => horizontal_strip_u8_avx2::<F, 1>(args),
+                2 => horizontal_strip_u8_avx2::<F, 2>(args),
+                3 => horizontal_strip_u8_avx2::<F, 3>(args),
+                4 => horizontal_strip_u8_avx2::<F, 4>(args),
+                5 => horizontal_strip_u8_avx2::<F, 5>(args),
+                6 => horizontal_strip_u8_avx2::<F, 6>(args),
+                _ => horizontal_strip_u8_avx2::<F, 0>(args),
+            }
+        };
+        return true;
+    }
+    let _ = (isa, plan, weights32, delta, rows, strip, out, store);
+    false
+}
+
+/// The exact `f64` sum of output `x`, row `r`, of a horizontal strip (the
+/// order of [`accumulate`]).
+#[inline(always)]
+fn horizontal_exact_f32(plan: &HorizontalPlan<'_>, strip: &[f32], r: usize, x: usize) -> f64 {
+    let taps = plan.taps;
+    let (ws, b) = (&plan.weights[x * taps..(x + 1) * taps], plan.base[x]);
+    let mut s = 0.0f64;
+    for (j, &wt) in ws.iter().enumerate() {
+        s += wt * f64::from(strip[(b + j) * STRIP + r]);
+    }
+    s
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA, and the bounds that
+/// [`horizontal_strip_u8`] asserts must hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::type_complexity)]
+unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
+    (plan, weights32, delta, rows, strip, out, store): (
+        &HorizontalPlan<'_>,
+        &[f32],
+        f32,
+        &[u8],
+        &mut [f32],
+        &mut [u8],
+        &F,
+    ),
+) {
+    use std::arch::x86_64::*;
+    let (w_in, w_out) = (plan.w_in, plan.base.len());
+    // TAPS = 0: the tap count known only at run time.
+    let taps = if TAPS == 0 { plan.taps } else { TAPS };
+    let nrows = out.len() / w_out;
+    // Fill the strip: in the consecutive run, 8 positions at a time by
+    // widening 8 bytes of each row and transposing; elsewhere one cell at a
+    // time.
+    let run = plan.consecutive.clone();
+    let (run_start, run_end) = (run.start, run.start + (run.end - run.start) / 8 * 8);
+    let ix0 = plan.pmap.get(run_start).copied().unwrap_or(0);
+    assert!(run_end <= plan.pmap.len() && ix0 + (run_end - run_start) <= w_in);
+    for p in (0..run_start).chain(run_end..plan.pmap.len()) {
+        let ix = plan.pmap[p];
+        let cell = &mut strip[p * STRIP..(p + 1) * STRIP];
+        for (r, c) in cell.iter_mut().enumerate() {
+            *c = if r < nrows {
+                f32::from(rows[r * w_in + ix])
+            } else {
+                0.0
+            };
+        }
+    }
+    let rp = rows.as_ptr();
+    for p in (run_start..run_end).step_by(8) {
+        let ix = ix0 + (p - run_start);
+        let v: [__m256; 8] = std::array::from_fn(|r| {
+            if r < nrows {
+                // In bounds: ix + 8 <= w_in (asserted) in row r < nrows.
+                widen8(rp.add(r * w_in + ix))
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        // v[r] holds positions p..p+8 of row r; cells want rows 0..8 of
+        // each position.
+        for (k, cell) in transpose8(v).iter().enumerate() {
+            _mm256_storeu_ps(strip.as_mut_ptr().add((p + k) * STRIP), *cell);
+        }
+    }
+    let strip: &[f32] = strip;
+    let sp = strip.as_ptr();
+    let wp = weights32.as_ptr();
+    let mut x = 0;
+    while x + 8 <= w_out {
+        // acc[l]: rows 0..8 of output x + l.
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let base = &plan.base[x..x + 8];
+        for (l, a) in acc.iter_mut().enumerate() {
+            let ws = wp.add((x + l) * taps);
+            let cells = sp.add(base[l] * STRIP);
+            for j in 0..taps {
+                *a = _mm256_fmadd_ps(
+                    _mm256_set1_ps(*ws.add(j)),
+                    _mm256_loadu_ps(cells.add(j * STRIP)),
+                    *a,
+                );
+            }
+        }
+        // After the transpose, t[r] holds outputs x..x+8 of row r.
+        let t = transpose8(acc);
+        let mut near = 0u64;
+        let mut q = [_mm256_setzero_si256(); 8];
+        for r in 0..8 {
+            let (qr, nr) = round8_u8(t[r], delta);
+            q[r] = qr;
+            near |= (nr as u64) << (8 * r);
+        }
+        // bytes[r] = outputs x..x+8 of row r (rows past nrows summed zeros).
+        let lo = narrow4x8(q[0], q[1], q[2], q[3]);
+        let hi = narrow4x8(q[4], q[5], q[6], q[7]);
+        let bytes = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
+        for (r, b) in bytes.iter().enumerate().take(nrows) {
+            out[r * w_out + x..r * w_out + x + 8].copy_from_slice(&b.to_le_bytes());
+        }
+        while near != 0 {
+            let bit = near.trailing_zeros() as usize;
+            let (r, l) = (bit / 8, bit % 8);
+            if r < nrows {
+                out[r * w_out + x + l] = store(horizontal_exact_f32(plan, strip, r, x + l));
+            }
+            near &= near - 1;
+        }
+        x += 8;
+    }
+    for xx in x..w_out {
+        for r in 0..nrows {
+            out[r * w_out + xx] = store(horizontal_exact_f32(plan, strip, r, xx));
+        }
+    }
+}
+
+/// Transposes an 8x8 block of `f32` held as 8 row vectors.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose8(v: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+    let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+    let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+    let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+    let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    // u0 holds column 0 of rows 0..4 in its low half and column 4 in its
+    // high half; u1 columns 1 and 5; ...
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes expand to the canonical samples `(k / 255) as f32` and quantize
+    /// back to themselves, for every byte, on every instruction-set level;
+    /// out-of-range and NaN samples saturate.
+    #[test]
+    fn bytes_round_trip_through_canonical_samples() {
+        let bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        let to_byte = |v: f32| (f64::from(v) * 255.0).round().clamp(0.0, 255.0) as u8;
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx2Fma] {
+            let mut samples = vec![std::mem::MaybeUninit::new(0.0f32); bytes.len()];
+            expand_u8(isa, &bytes, &mut samples);
+            // SAFETY: expand_u8 wrote every element.
+            let samples: Vec<f32> = samples.iter().map(|s| unsafe { s.assume_init() }).collect();
+            for (&k, &v) in bytes.iter().zip(&samples) {
+                assert_eq!(
+                    v.to_bits(),
+                    ((f64::from(k) / 255.0) as f32).to_bits(),
+                    "{k} {isa:?}"
+                );
+            }
+            let mut back = vec![0u8; samples.len()];
+            quantize_u8(isa, &samples, &mut back, &to_byte);
+            assert_eq!(back, bytes, "{isa:?}");
+            let odd = [-0.5f32, 1.5, f32::NAN, 0.5 / 255.0, 1.0 / 510.0 - 1e-9];
+            let mut odd32 = odd.repeat(7);
+            odd32.truncate(32);
+            let mut q = vec![0u8; 32];
+            quantize_u8(isa, &odd32, &mut q, &to_byte);
+            let want: Vec<u8> = odd32
+                .iter()
+                .map(|&v| if v.is_nan() { 0 } else { to_byte(v) })
+                .collect();
+            assert_eq!(q, want, "{isa:?}");
+        }
     }
 }
