@@ -43,7 +43,20 @@ fn main() -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("srkit: error: {err:#}");
+            // The chain of causes on one line, each said once: library
+            // errors already quote the error they wrap.
+            let mut line = String::new();
+            for cause in err.chain() {
+                let text = cause.to_string();
+                if line.contains(&text) {
+                    continue;
+                }
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+            eprintln!("srkit: error: {line}");
             ExitCode::FAILURE
         }
     }

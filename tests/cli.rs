@@ -256,6 +256,106 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
     );
 }
 
+/// Outputs that would clobber inputs or pollute data folders, and settings
+/// that would hang or exhaust the machine, are refused up front, before any
+/// work; weights that are not finite are refused on load.
+#[test]
+fn risky_outputs_and_settings_are_refused_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data_dir = d.join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let img = small_png(&data_dir, "a.png", 24, 24);
+    let before = std::fs::read(&img).unwrap();
+
+    // eval --json must be a .json file in an existing folder.
+    let ds = s(&data_dir);
+    assert_fails(
+        &srkit(&["eval", "-d", ds, "-s", "2", "--json", s(&img)]),
+        "must end in .json",
+        None,
+    );
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+    let nowhere = d.join("nowhere/r.json");
+    assert_fails(
+        &srkit(&["eval", "-d", ds, "-s", "2", "--json", s(&nowhere)]),
+        "does not exist",
+        None,
+    );
+    assert_fails(
+        &srkit(&[
+            "eval", "-d", ds, "-s", "3", "--model", "srcnn-x3", "--record",
+        ]),
+        "model files",
+        None,
+    );
+
+    // train --out must be a .safetensors file outside the data folders.
+    let train = |out: &Path| {
+        srkit(&[
+            "train",
+            "--train",
+            ds,
+            "--val",
+            ds,
+            "--scale",
+            "2",
+            "--steps",
+            "1",
+            "--out",
+            s(out),
+        ])
+    };
+    assert_fails(&train(&img), "must end in .safetensors", None);
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+    let inside = data_dir.join("m.safetensors");
+    assert_fails(&train(&inside), "inside the data folder", Some(&inside));
+
+    // Tiles too small to be worth their overlap, absurd thread counts.
+    let out = d.join("o.png");
+    assert_fails(
+        &srkit(&[
+            "upscale",
+            s(&img),
+            "-o",
+            s(&out),
+            "--model",
+            "srcnn-x2",
+            "--tile",
+            "1",
+        ]),
+        "below 64",
+        Some(&out),
+    );
+    assert_fails(
+        &srkit(&[
+            "-j",
+            "100000",
+            "resize",
+            s(&img),
+            "-o",
+            s(&out),
+            "--scale",
+            "2",
+        ]),
+        "threads",
+        Some(&out),
+    );
+
+    // A model file with a NaN weight.
+    let config = serde_json::to_value(srkit::models::srcnn::SrcnnConfig::default()).unwrap();
+    let mut model = srkit::models::Model::new("srcnn", config, vec![2], 1).unwrap();
+    let id = model.params.ids().next().unwrap();
+    model.params.get_mut(id).data_mut()[0] = f32::NAN;
+    let nan_model = d.join("nan.safetensors");
+    model.save(&nan_model).unwrap();
+    assert_fails(
+        &srkit(&["upscale", s(&img), "-o", s(&out), "--model", s(&nan_model)]),
+        "non-finite",
+        Some(&out),
+    );
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for cmd in [

@@ -71,8 +71,11 @@ pub struct EvalArgs {
 
 pub fn run(a: EvalArgs) -> Result<()> {
     if let Some(json) = &a.json {
-        if json.is_dir() {
-            bail!("--json {} is a directory", json.display());
+        super::check_output_file("--json", json, "json")?;
+    }
+    if a.record {
+        if let Some(spec) = a.model.iter().find(|m| !std::path::Path::new(m).is_file()) {
+            bail!("--record needs model files, not built-in names ({spec})");
         }
     }
     let degradation: Degradation = a.degradation.parse()?;

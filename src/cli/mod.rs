@@ -57,6 +57,9 @@ pub fn run(cli: Cli) -> Result<()> {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
+        if n > MAX_THREADS {
+            bail!("--threads {n} is more than {MAX_THREADS}");
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -147,6 +150,38 @@ impl OutputArgs {
         Ok(())
     }
 }
+
+/// Refuses, before any work is done, a `flag` output path (not an image:
+/// a JSON report, a model file) that is a folder, lacks the `.ext`
+/// extension (which keeps it from replacing an image or a model given as
+/// input), or whose folder does not exist.
+fn check_output_file(flag: &str, path: &Path, ext: &str) -> Result<()> {
+    if path.is_dir() {
+        bail!("{flag} {} is a directory", path.display());
+    }
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    {
+        bail!("{flag} {} must end in .{ext}", path.display());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "{flag} {}: folder {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// Most worker threads `-j` accepts: far more than any machine srkit runs
+/// on has cores, far fewer than would exhaust it.
+const MAX_THREADS: usize = 256;
 
 /// Parses a scale factor, rejecting 0, negatives, NaN, infinities and values
 /// no SR workflow uses (above 64).

@@ -148,8 +148,23 @@ impl TrainObserver for Bar {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    if a.out.is_dir() {
-        bail!("--out {} is a directory", a.out.display());
+    super::check_output_file("--out", &a.out, "safetensors")?;
+    // The checkpoint, log and curve go beside --out: never into a data
+    // folder, where they would become training or validation images.
+    let out_dir = a
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .canonicalize()?;
+    for data in a.train.iter().chain(&a.val) {
+        if data.canonicalize().is_ok_and(|d| out_dir.starts_with(d)) {
+            bail!(
+                "--out {} is inside the data folder {}: write the model elsewhere",
+                a.out.display(),
+                data.display()
+            );
+        }
     }
     let mut arch_config = if a.arch == "srcnn" {
         serde_json::to_value(match a.variant.as_str() {

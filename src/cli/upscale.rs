@@ -55,11 +55,27 @@ pub struct UpscaleArgs {
     #[arg(short, long)]
     method: Option<String>,
 
-    /// Tile side in output pixels for model inference (bounds memory;
-    /// output is identical for networks whose receptive field fits the
-    /// tile overlap).
-    #[arg(long, default_value_t = DEFAULT_TILE)]
+    /// Tile side in output pixels for model inference, at least 64 (bounds
+    /// memory; output is identical for networks whose receptive field fits
+    /// the tile overlap; smaller tiles spend most of their work on the
+    /// overlap).
+    #[arg(long, default_value_t = DEFAULT_TILE, value_parser = parse_tile)]
     tile: usize,
+}
+
+/// Smallest `--tile`: below it the overlap read around every tile (up to 24
+/// input pixels a side) multiplies the work many times over.
+const MIN_TILE: usize = 64;
+
+fn parse_tile(s: &str) -> std::result::Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a positive integer"))?;
+    if v < MIN_TILE {
+        return Err(format!("{v} is below {MIN_TILE}"));
+    }
+    Ok(v)
 }
 
 /// How to load a `--model`.

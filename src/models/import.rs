@@ -524,11 +524,13 @@ pub fn model_from_state_dict(
                 .join(", ")
         )));
     }
-    Ok(Model {
+    let model = Model {
         meta: ModelMeta::new(&network, d.scales),
         network,
         params,
-    })
+    };
+    model.check_loaded().map_err(Error::Model)?;
+    Ok(model)
 }
 
 /// The scale a file name states, as in `fsrcnn_x3.pth` or `RealESRGAN_x4plus`.

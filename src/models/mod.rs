@@ -442,11 +442,42 @@ impl Model {
         params
             .load_safetensors(bytes)
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Model {
+        let model = Model {
             meta,
             network,
             params,
-        })
+        };
+        model.check_loaded().map_err(bad)?;
+        Ok(model)
+    }
+
+    /// Largest upscaling factor a model file may declare.
+    pub const MAX_SCALE: usize = 16;
+
+    /// Refuses what a file can carry but no usable model has: a scale
+    /// outside `1..=MAX_SCALE`, or a weight that is NaN or infinite (it
+    /// would silently blacken or corrupt every output).
+    pub(crate) fn check_loaded(&self) -> std::result::Result<(), String> {
+        let scales = &self.meta.scales;
+        if scales.is_empty() || scales.iter().any(|&s| !(1..=Self::MAX_SCALE).contains(&s)) {
+            return Err(format!("scales {scales:?} outside 1..={}", Self::MAX_SCALE));
+        }
+        for id in self.params.ids() {
+            let bad = self
+                .params
+                .get(id)
+                .data()
+                .iter()
+                .filter(|v| !v.is_finite())
+                .count();
+            if bad > 0 {
+                return Err(format!(
+                    "tensor {:?} has {bad} non-finite value(s) (NaN or infinity)",
+                    self.params.name(id)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a model file.
