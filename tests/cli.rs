@@ -342,6 +342,23 @@ fn risky_outputs_and_settings_are_refused_before_work() {
         Some(&out),
     );
 
+    // A 16-bit JPEG does not exist.
+    let jpg = d.join("o.jpg");
+    assert_fails(
+        &srkit(&[
+            "resize",
+            s(&img),
+            "-o",
+            s(&jpg),
+            "--scale",
+            "2",
+            "--depth",
+            "16",
+        ]),
+        "needs a .png",
+        Some(&jpg),
+    );
+
     // A model file with a NaN weight.
     let config = serde_json::to_value(srkit::models::srcnn::SrcnnConfig::default()).unwrap();
     let mut model = srkit::models::Model::new("srcnn", config, vec![2], 1).unwrap();

@@ -115,7 +115,10 @@ impl OutputArgs {
         if out.is_dir() {
             bail!("output {} is a directory", out.display());
         }
-        srkit::io::Format::from_path(out)?;
+        let format = srkit::io::Format::from_path(out)?;
+        if format == srkit::io::Format::Jpeg && self.depth.as_deref() == Some("16") {
+            bail!("--depth 16 needs a .png output (JPEG is 8-bit)");
+        }
         if !self.force && out.exists() {
             let out_real = out.canonicalize().ok();
             for input in inputs {
