@@ -281,6 +281,7 @@ pub fn write_atomic(
         );
         Error::io(path, io::Error::new(e.kind(), reason))
     })?;
+    let _pending = PendingTemp::register(tmp.path());
     {
         let mut out = BufWriter::new(tmp.as_file_mut());
         write(&mut out)
@@ -292,6 +293,45 @@ pub fn write_atomic(
     // deletes it when dropped.
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// Temporary files [`write_atomic`] is writing right now, for
+/// [`remove_pending_temp_files`].
+static PENDING_TEMP_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Lists a temporary file in [`PENDING_TEMP_FILES`] while it lives.
+struct PendingTemp(PathBuf);
+
+impl PendingTemp {
+    fn register(path: &Path) -> PendingTemp {
+        if let Ok(mut list) = PENDING_TEMP_FILES.lock() {
+            list.push(path.to_path_buf());
+        }
+        PendingTemp(path.to_path_buf())
+    }
+}
+
+impl Drop for PendingTemp {
+    fn drop(&mut self) {
+        if let Ok(mut list) = PENDING_TEMP_FILES.lock() {
+            list.retain(|p| p != &self.0);
+        }
+    }
+}
+
+/// Deletes the temporary files of the [`write_atomic`] calls in progress,
+/// for a process about to exit on a signal: a temporary file is normally
+/// deleted when its writer fails or renamed into place when it succeeds,
+/// but a signal ends the process without either. The finished files these
+/// writes would have replaced stay untouched.
+pub fn remove_pending_temp_files() {
+    // A writer that panicked while holding the lock left a valid list.
+    let list = PENDING_TEMP_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for path in list.iter() {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// Checks that `path` can be the destination of a new file: not empty, not

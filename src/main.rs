@@ -9,6 +9,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     allocator::keep_freed_memory();
+    // Interrupted (Ctrl-C, kill, a closed terminal): leave no half-written
+    // temporary file beside an output. Exit status 130, as shells report
+    // an interrupt.
+    let _ = ctrlc::set_handler(|| {
+        srkit::io::remove_pending_temp_files();
+        eprintln!("srkit: interrupted");
+        std::process::exit(130);
+    });
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) => {

@@ -567,3 +567,69 @@ fn pytorch_checkpoints_upscale_and_convert_without_python() {
     let o = srkit(&["upscale", s(&input), "-o", s(&out), "--model", s(&evil)]);
     assert_fails(&o, "refusing to call", None);
 }
+
+/// A run killed by a signal while writing its output leaves no temporary
+/// file behind, and exits with 130.
+#[cfg(unix)]
+#[test]
+fn a_signal_during_a_write_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let img = small_png(d, "in.png", 40, 40);
+    let out_dir = d.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("big.png");
+    // A 36-megapixel PNG takes seconds to encode on one thread.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srkit"))
+        .args([
+            "-j",
+            "1",
+            "resize",
+            s(&img),
+            "-o",
+            s(&out),
+            "--size",
+            "6000x6000",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let temp_files = || {
+        std::fs::read_dir(&out_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while temp_files() == 0 && start.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let writing = child.try_wait().unwrap().is_none() && temp_files() > 0;
+    if writing {
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    let status = child.wait().unwrap();
+    if writing {
+        assert_eq!(status.code(), Some(130));
+        assert!(
+            !out.exists(),
+            "a half-written output was renamed into place"
+        );
+    } else {
+        eprintln!("the write finished before it could be interrupted");
+    }
+    assert_eq!(temp_files(), 0, "a temporary file was left behind");
+}
