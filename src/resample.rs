@@ -1390,6 +1390,25 @@ mod tests {
         assert!(out.data().iter().all(|&v| v == q as f32));
     }
 
+    /// Every kernel, both borders, with and without MATLAB's rounding
+    /// between passes (antialiasing on).
+    fn every_option() -> Vec<ResizeOptions> {
+        let mut all = Vec::new();
+        for kernel in ALL_KERNELS {
+            for border in [Border::Replicate, Border::Symmetric] {
+                for matlab_rounding in [true, false] {
+                    all.push(ResizeOptions {
+                        kernel,
+                        border,
+                        matlab_rounding,
+                        antialias: true,
+                    });
+                }
+            }
+        }
+        all
+    }
+
     /// The AVX2 kernels (with FMA: the 8-bit passes) and the scalar fallback
     /// give the same bits, on odd sizes (partial register blocks and
     /// strips), every kernel, both borders, up- and downscales, all depths,
@@ -1434,33 +1453,25 @@ mod tests {
                     })
                     .collect();
                 let img = Image::from_planar(w, h, 2, depth, data).unwrap();
-                for k in ALL_KERNELS {
-                    for border in [Border::Replicate, Border::Symmetric] {
-                        for matlab_rounding in [true, false] {
-                            let opts = ResizeOptions {
-                                kernel: k,
-                                border,
-                                matlab_rounding,
-                                antialias: true,
-                            };
-                            for target in targets {
-                                let a = resize_with(&img, target, &opts, Isa::Scalar).unwrap();
-                                let b = resize_with(&img, target, &opts, Isa::Avx2).unwrap();
-                                // With FMA, 8-bit MATLAB-rounded resizes run on bytes.
-                                let c = resize_with(&img, target, &opts, Isa::Avx2Fma).unwrap();
-                                let bits = |i: &Image| -> Vec<u32> {
-                                    i.data().iter().map(|v| v.to_bits()).collect()
-                                };
-                                for other in [&b, &c] {
-                                    assert_eq!(
-                                        bits(&a),
-                                        bits(other),
-                                        "{w}x{h} {depth:?} {k:?} {border:?} {matlab_rounding} {target:?}"
-                                    );
-                                }
-                                checked += 1;
-                            }
+                for opts in every_option() {
+                    let (k, border, matlab_rounding) =
+                        (opts.kernel, opts.border, opts.matlab_rounding);
+                    for target in targets {
+                        let a = resize_with(&img, target, &opts, Isa::Scalar).unwrap();
+                        let b = resize_with(&img, target, &opts, Isa::Avx2).unwrap();
+                        // With FMA, 8-bit MATLAB-rounded resizes run on bytes.
+                        let c = resize_with(&img, target, &opts, Isa::Avx2Fma).unwrap();
+                        let bits = |i: &Image| -> Vec<u32> {
+                            i.data().iter().map(|v| v.to_bits()).collect()
+                        };
+                        for other in [&b, &c] {
+                            assert_eq!(
+                                bits(&a),
+                                bits(other),
+                                "{w}x{h} {depth:?} {k:?} {border:?} {matlab_rounding} {target:?}"
+                            );
                         }
+                        checked += 1;
                     }
                 }
             }
@@ -1517,30 +1528,21 @@ mod tests {
             };
             let f: Vec<f32> = data.iter().map(|&v| f32::from(v) / 255.0).collect();
             let img = Image::from_planar(w, h, 2, BitDepth::U8, f).unwrap();
-            for k in ALL_KERNELS {
-                for border in [Border::Replicate, Border::Symmetric] {
-                    for matlab_rounding in [true, false] {
-                        let opts = ResizeOptions {
-                            kernel: k,
-                            border,
-                            matlab_rounding,
-                            antialias: true,
-                        };
-                        for target in targets {
-                            let want = resize_with(&img, target, &opts, Isa::Scalar).unwrap();
-                            let want: Vec<u8> = want
-                                .data()
-                                .iter()
-                                .map(|&v| (v * 255.0).round() as u8)
-                                .collect();
-                            for isa in [Isa::Scalar, Isa::Avx2Fma] {
-                                let got = resize_u8_with(&bytes, target, &opts, isa).unwrap();
-                                assert_eq!(
-                                    got.data, want,
-                                    "{w}x{h} {k:?} {border:?} {matlab_rounding} {target:?} {isa:?}"
-                                );
-                            }
-                        }
+            for opts in every_option() {
+                let (k, border, matlab_rounding) = (opts.kernel, opts.border, opts.matlab_rounding);
+                for target in targets {
+                    let want = resize_with(&img, target, &opts, Isa::Scalar).unwrap();
+                    let want: Vec<u8> = want
+                        .data()
+                        .iter()
+                        .map(|&v| (v * 255.0).round() as u8)
+                        .collect();
+                    for isa in [Isa::Scalar, Isa::Avx2Fma] {
+                        let got = resize_u8_with(&bytes, target, &opts, isa).unwrap();
+                        assert_eq!(
+                            got.data, want,
+                            "{w}x{h} {k:?} {border:?} {matlab_rounding} {target:?} {isa:?}"
+                        );
                     }
                 }
             }
