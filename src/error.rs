@@ -70,7 +70,7 @@ pub enum Error {
     },
 
     /// Two images that must agree in shape do not.
-    #[error("size mismatch: {left} vs {right}")]
+    #[error("size mismatch: {left} vs {right} (width x height x channels)")]
     ShapeMismatch {
         /// Shape of the first operand, as text (e.g. `512x512x3`).
         left: String,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use srkit::color::GrayMode;
 use srkit::image::DEFAULT_MAX_PIXELS;
@@ -88,7 +88,13 @@ pub fn run(a: MetricsArgs) -> Result<()> {
             GrayArg::Rgb => GrayMode::ExpandToRgb,
         },
     };
-    let scores = metrics::psnr_ssim(&reference, &test, &opts)?;
+    let scores = metrics::psnr_ssim(&reference, &test, &opts).with_context(|| {
+        format!(
+            "comparing {} with {}",
+            a.reference.display(),
+            a.test.display()
+        )
+    })?;
     if a.json {
         let json = serde_json::json!({
             "reference": a.reference,
