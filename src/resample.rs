@@ -543,14 +543,7 @@ fn for_each_horizontal_strip<T, X, I, G>(
         .take_while(|&p| pmap[p] as isize == p as isize + pmin)
         .last()
         .map_or(first, |p| p + 1);
-    let plan = kernels::HorizontalPlan {
-        w_in,
-        pmap: &pmap,
-        base: &base,
-        taps,
-        weights: &tab.weights,
-        consecutive: first..last,
-    };
+    let plan = kernels::HorizontalPlan::new(w_in, &pmap, &base, taps, &tab.weights, first..last);
     let plen = pmap.len();
     out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
         || init(plen),

@@ -145,19 +145,52 @@ pub(crate) const STRIP: usize = 8;
 /// What [`horizontal_strip`] needs to know about the horizontal axis.
 pub(crate) struct HorizontalPlan<'a> {
     /// Input row length.
-    pub w_in: usize,
+    w_in: usize,
     /// Input column of every padded position (the border rule applied).
-    pub pmap: &'a [usize],
+    pmap: &'a [usize],
     /// First padded position of each output's taps.
-    pub base: &'a [usize],
+    base: &'a [usize],
     /// Taps per output.
-    pub taps: usize,
+    taps: usize,
     /// Weights, `base.len() * taps`.
-    pub weights: &'a [f64],
+    weights: &'a [f64],
     /// Padded positions `p` whose columns run consecutively:
     /// `pmap[p] = pmap[start] + (p - start)` (the interior, away from the
     /// border rule).
-    pub consecutive: std::ops::Range<usize>,
+    consecutive: std::ops::Range<usize>,
+}
+
+impl<'a> HorizontalPlan<'a> {
+    /// Checks, once per pass, what the strip kernels rely on for every
+    /// strip: each output's taps lie within the padded positions, each
+    /// padded position maps into the row, the weights cover every output,
+    /// and the consecutive run is one.
+    ///
+    /// Panics if not.
+    pub(crate) fn new(
+        w_in: usize,
+        pmap: &'a [usize],
+        base: &'a [usize],
+        taps: usize,
+        weights: &'a [f64],
+        consecutive: std::ops::Range<usize>,
+    ) -> Self {
+        assert!(pmap.iter().all(|&ix| ix < w_in));
+        assert!(base.iter().all(|&b| b + taps <= pmap.len()));
+        assert_eq!(weights.len(), base.len() * taps);
+        assert!(consecutive.end <= pmap.len());
+        assert!(consecutive
+            .clone()
+            .all(|p| pmap[p] == pmap[consecutive.start] + (p - consecutive.start)));
+        HorizontalPlan {
+            w_in,
+            pmap,
+            base,
+            taps,
+            weights,
+            consecutive,
+        }
+    }
 }
 
 /// One strip of up to [`STRIP`] rows of the horizontal pass.
@@ -240,17 +273,17 @@ unsafe fn accumulate_quads_avx2(
     use std::arch::x86_64::*;
     let (taps, w_out) = (plan.taps, plan.base.len());
     assert!(quads % 4 == 0 && quads <= w_out && sums.len() >= STRIP * w_out);
-    assert!(plan.weights.len() >= w_out * taps);
-    assert!(plan.base[..quads]
-        .iter()
-        .all(|&b| (b + taps) * STRIP <= strip.len()));
+    // The plan guarantees base[x] + taps <= pmap.len() and the weights'
+    // length (checked once, in `HorizontalPlan::new`).
+    assert!(strip.len() >= plan.pmap.len() * STRIP);
     let sp = sums.as_mut_ptr();
     for x in (0..quads).step_by(4) {
         let mut lo = [_mm256_setzero_pd(); 4];
         let mut hi = [_mm256_setzero_pd(); 4];
         for l in 0..4 {
-            // SAFETY: (base[x + l] + taps) * STRIP <= strip.len() and
-            // (x + l + 1) * taps <= weights.len() (asserted).
+            // SAFETY: (base[x + l] + taps) * STRIP <= pmap.len() * STRIP
+            // <= strip.len() and (x + l + 1) * taps <= weights.len() (the
+            // plan's invariants and the assert above).
             let ws = plan.weights.as_ptr().add((x + l) * taps);
             let cells = strip.as_ptr().add(plan.base[x + l] * STRIP);
             for j in 0..taps {
@@ -718,14 +751,13 @@ pub(crate) fn horizontal_strip_u8<F: Fn(f64) -> u8>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if isa.use_avx2_fma() {
+        // The plan's own bounds were checked when it was made.
         let (w_out, taps) = (plan.base.len(), plan.taps);
         let nrows = out.len() / w_out;
         assert!(nrows <= STRIP && out.len() == nrows * w_out);
         assert!(rows.len() >= nrows * plan.w_in);
-        assert!(weights32.len() >= w_out * taps && plan.weights.len() >= w_out * taps);
-        assert!(plan.pmap.iter().all(|&ix| ix < plan.w_in));
+        assert_eq!(weights32.len(), w_out * taps);
         let strip = &mut strip[..plan.pmap.len() * STRIP];
-        assert!(plan.base.iter().all(|&b| (b + taps) * STRIP <= strip.len()));
         // SAFETY: AVX2 and FMA are present; the bounds are asserted above.
         // Common tap counts get an instance with the tap loop unrolled
         // (bicubic upscaling has 4 taps, linear 2, Lanczos3 6).
