@@ -18,6 +18,12 @@
 //! taps in ascending order, in both instances. Vectorisation only runs
 //! independent samples side by side, so the scalar and AVX2 results are
 //! identical to the last bit (tested in `resample`'s unit tests).
+//!
+//! The 8-bit passes (`*_u8`, AVX2 + FMA only) are the exception that
+//! proves it: they sum in `f32` with FMA, but only to decide which integer
+//! a sum rounds to, and hand every sum that the `f32` error bound cannot
+//! place to the exact `f64` loop above; their bytes equal the `f64` path's
+//! rounded output (same tests).
 
 use super::{map_body, Isa};
 
