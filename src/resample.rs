@@ -1521,8 +1521,8 @@ mod tests {
                 height: 90,
             },
         ];
-        // The last size is wide enough that an antialiased downscale's
-        // vertical pass widens its input rows in several column blocks.
+        // The last size: rows of many vector blocks with a ragged tail,
+        // downscaled only (its scalar reference is slow).
         for (w, h) in [(1, 1), (5, 3), (61, 43), (1501, 24)] {
             let targets = if w > 1000 { &targets[..2] } else { &targets[..] };
             // Smooth areas make near-ties likelier than noise does.
