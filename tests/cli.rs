@@ -359,6 +359,37 @@ fn risky_outputs_and_settings_are_refused_before_work() {
         Some(&jpg),
     );
 
+    // --arch belongs to a PyTorch --model, not to an interpolation.
+    let refused = srkit(&[
+        "upscale", s(&img), "-o", s(&out), "--method", "bicubic", "--arch", "rdn",
+    ]);
+    assert!(!refused.status.success() && !out.exists());
+    // A .pth that is no checkpoint says so, not that it is no safetensors.
+    let junk = d.join("junk.pth");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert_fails(
+        &srkit(&["upscale", s(&img), "-o", s(&out), "--model", s(&junk)]),
+        "not a PyTorch checkpoint",
+        Some(&out),
+    );
+    // A batch in which every image fails leaves no new, empty folder.
+    let (broken, broken2) = (d.join("broken.png"), d.join("broken2.png"));
+    std::fs::write(&broken, b"not a png").unwrap();
+    std::fs::write(&broken2, b"not a png either").unwrap();
+    let new_folder = d.join("new_folder");
+    let all_failed = srkit(&[
+        "upscale",
+        s(&broken),
+        s(&broken2),
+        "-o",
+        &format!("{}/", new_folder.display()),
+        "--method",
+        "bicubic",
+    ]);
+    let err = String::from_utf8_lossy(&all_failed.stderr);
+    assert!(err.contains("2 of 2 images failed"), "{err}");
+    assert!(!new_folder.exists(), "an empty output folder was left");
+
     // A model file with a NaN weight.
     let config = serde_json::to_value(srkit::models::srcnn::SrcnnConfig::default()).unwrap();
     let mut model = srkit::models::Model::new("srcnn", config, vec![2], 1).unwrap();

@@ -36,7 +36,7 @@ pub struct EvalArgs {
     model: Vec<String>,
 
     /// Architecture of PyTorch --model files not recognised from their keys.
-    #[arg(long)]
+    #[arg(long, requires = "model")]
     arch: Option<String>,
 
     /// Store the scores in each --model file given as a path (used to make

@@ -47,7 +47,7 @@ pub struct UpscaleArgs {
 
     /// Architecture of a PyTorch --model, if it is not recognised from its
     /// keys.
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", conflicts_with = "method")]
     arch: Option<String>,
 
     /// An interpolation kernel instead of a model: bicubic, bilinear,
@@ -108,6 +108,14 @@ pub fn load_model(spec: &str, tile: usize, source: &ModelSource) -> Result<Model
     {
         let model = if is_pytorch(path)? {
             import::load_pytorch(path, source.arch.as_deref(), source.scale_hint)?
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pth" | "pt" | "pkl")
+        ) {
+            bail!(
+                "{}: not a PyTorch checkpoint (neither a zip archive nor a pickle)",
+                path.display()
+            );
         } else {
             Model::load(path)?
         };
@@ -280,6 +288,7 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
         }
         Job::Batch { pairs } => {
             bar.finish_and_clear();
+            let created = !a.out.output.exists();
             std::fs::create_dir_all(&a.out.output)
                 .with_context(|| format!("cannot create {}", a.out.output.display()))?;
             let all = progress_bar(pairs.len() as u64, "upscale");
@@ -294,6 +303,11 @@ pub fn run(a: UpscaleArgs) -> Result<()> {
                 all.inc(1);
             }
             all.finish_and_clear();
+            if failed == pairs.len() && created {
+                // Nothing was written: leave no empty folder behind either
+                // (remove_dir refuses a folder that is not empty).
+                let _ = std::fs::remove_dir(&a.out.output);
+            }
             if failed > 0 {
                 bail!("{failed} of {} images failed", pairs.len());
             }
