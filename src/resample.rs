@@ -582,7 +582,7 @@ fn pass_horizontal<S, T, F>(
 /// One pass of [`resize_u8`]'s screened path over an 8-bit plane `src` of
 /// width `w` (the vertical pass's) into `out`, writing every element of it,
 /// MATLAB's `uint8` rounding decided in `f32` where that is exact (see
-/// [`kernels::vertical_row_u8`]). Needs AVX2 + FMA.
+/// [`kernels::vertical_rows_u8`]). Needs AVX2 + FMA.
 fn pass_u8(
     isa: Isa,
     vertical: bool,
@@ -598,13 +598,52 @@ fn pass_u8(
     let delta = tab.screen_delta(255.0) as f32;
     let done = |ran: bool| assert!(ran, "the 8-bit kernels need AVX2 + FMA");
     if vertical {
-        for_each_vertical_row(tab, border, w, out, |offs, y, orow| {
-            let ws = &tab.weights[y * taps..(y + 1) * taps];
-            let ws32 = &ws32[y * taps..(y + 1) * taps];
-            done(kernels::vertical_row_u8(
-                isa, src, offs, ws, ws32, delta, orow, &store,
-            ));
-        });
+        let offsets = |y: usize, offs: &mut Vec<usize>| {
+            offs.clear();
+            offs.extend(
+                (0..taps).map(|j| border_index(tab.left[y] + j as isize, tab.in_len, border) * w),
+            );
+        };
+        fn row_taps<'a>(
+            ws: &'a [f64],
+            ws32: &'a [f32],
+            y: usize,
+            offs: &'a [usize],
+        ) -> kernels::RowTaps<'a> {
+            let taps = offs.len();
+            kernels::RowTaps {
+                offs,
+                ws: &ws[y * taps..(y + 1) * taps],
+                ws32: &ws32[y * taps..(y + 1) * taps],
+            }
+        }
+        // Rows go to the kernel in pairs, which share most input rows.
+        out.par_chunks_mut(w * ROWS_PER_TASK)
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(offs_a, offs_b), (blk, oblk)| {
+                    for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
+                        let y = blk * ROWS_PER_TASK + 2 * i;
+                        offsets(y, offs_a);
+                        let (out_a, out_b) = pair.split_at_mut(w);
+                        let second = if out_b.is_empty() {
+                            None
+                        } else {
+                            offsets(y + 1, offs_b);
+                            Some((row_taps(&tab.weights, &ws32, y + 1, offs_b), out_b))
+                        };
+                        done(kernels::vertical_rows_u8(
+                            isa,
+                            src,
+                            (row_taps(&tab.weights, &ws32, y, offs_a), out_a),
+                            second,
+                            delta,
+                            &store,
+                        ));
+                    }
+                },
+            );
     } else {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
         for_each_horizontal_strip(
@@ -930,7 +969,7 @@ const MAX_SCREEN_DELTA: f64 = 1.0 / 64.0;
 /// AVX2 + FMA, both passes run on bytes and round to `uint8` in `f32`,
 /// falling back to the exact `f64` sum for the rare samples whose `f32` sum
 /// lies too close to a rounding tie to decide (see
-/// `kernels::resample::vertical_row_u8` for why that is exact). Otherwise
+/// `kernels::resample::vertical_rows_u8` for why that is exact). Otherwise
 /// it converts to an [`Image`] and calls [`resize`].
 ///
 /// Fails as [`resize`] does, and on a `data` length that does not match

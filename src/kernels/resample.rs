@@ -491,7 +491,7 @@ unsafe fn quantize8(
 /// `dst[i] = fallback(src[i])`, where `fallback` must be [`quantize`]'s
 /// for `m = 255` (returning the integer as a byte): an 8-bit image's `[0,
 /// 1]` samples as the bytes [`horizontal_strip_u8`] and
-/// [`vertical_row_u8`] work on.
+/// [`vertical_rows_u8`] work on.
 pub(crate) fn quantize_u8<F: Fn(f32) -> u8>(isa: Isa, src: &[f32], dst: &mut [u8], fallback: &F) {
     assert_eq!(src.len(), dst.len());
     let head = src.len() - src.len() % 32;
@@ -574,7 +574,7 @@ pub(crate) fn screen_delta(taps: usize, m: f64, abs_sum: f64) -> f64 {
     (taps + 2) as f64 * f64::powi(2.0, -23) * m * abs_sum
 }
 
-/// One output row of the 8-bit vertical pass: `out[x]` =
+/// Output rows of the 8-bit vertical pass: `out[x]` =
 /// `store(sum_j ws[j] * src[offs[j] + x])`, the exact `f64` sum (taps
 /// ascending, as [`vertical_row`]) rounded by `store` to `0..=255`,
 /// computed 8 lanes at a time in `f32` with FMA (`ws32` = `ws` rounded to
@@ -593,31 +593,69 @@ pub(crate) fn screen_delta(taps: usize, m: f64, abs_sum: f64) -> f64 {
 /// (round half away from zero, saturate). Every element of `out` is
 /// written.
 ///
+/// Two consecutive output rows usually share most of their input rows (an
+/// x4 downscale's 18 taps advance by 4 rows): `second`, when given, is
+/// summed in the same sweep as the first, each shared input vector widened
+/// once for both, its taps still in ascending order, so both rows' sums
+/// are the very `f32` values the one-row sweep gives.
+///
 /// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn vertical_row_u8<F: Fn(f64) -> u8>(
+pub(crate) fn vertical_rows_u8<F: Fn(f64) -> u8>(
     isa: Isa,
     src: &[u8],
-    offs: &[usize],
-    ws: &[f64],
-    ws32: &[f32],
+    (first, out): (RowTaps<'_>, &mut [MaybeUninit<u8>]),
+    second: Option<(RowTaps<'_>, &mut [MaybeUninit<u8>])>,
     delta: f32,
-    out: &mut [MaybeUninit<u8>],
     store: &F,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if isa.use_avx2_fma() {
         let w = out.len();
-        assert!(offs.len() >= ws.len() && ws32.len() == ws.len());
-        let offs = &offs[..ws.len()];
-        assert!(offs.iter().all(|&o| o + w <= src.len()));
-        // SAFETY: AVX2 and FMA are present; every row read is in bounds
-        // (asserted).
-        unsafe { vertical_row_u8_avx2(src, offs, ws, ws32, delta, out, store) };
+        let check = |t: &RowTaps<'_>| {
+            assert!(t.offs.len() == t.ws.len() && t.ws32.len() == t.ws.len());
+            assert!(t.offs.iter().all(|&o| o + w <= src.len()));
+        };
+        check(&first);
+        let Some((next, out2)) = second else {
+            // SAFETY: AVX2 and FMA are present; every row read is in
+            // bounds (checked).
+            unsafe { vertical_row_u8_avx2(src, first, delta, out, store) };
+            return true;
+        };
+        check(&next);
+        assert_eq!(out2.len(), w);
+        let taps = first.offs.len();
+        // The shift `d`: the second row's taps begin at the first's tap d.
+        let shift = (0..taps).find(|&d| {
+            next.offs.len() == taps && first.offs[d..] == next.offs[..taps - d]
+        });
+        // SAFETY: as above, for both rows; `shift` is checked.
+        unsafe {
+            match shift {
+                Some(d) => vertical_pair_u8_avx2(src, first, next, d, delta, out, out2, store),
+                None => {
+                    vertical_row_u8_avx2(src, first, delta, out, store);
+                    vertical_row_u8_avx2(src, next, delta, out2, store);
+                }
+            }
+        }
         return true;
     }
-    let _ = (isa, src, offs, ws, ws32, delta, out, store);
+    let _ = (isa, src, first, out, second, delta, store);
     false
+}
+
+/// One output row's taps in the 8-bit vertical pass: tap `j` reads the
+/// input row at offset `offs[j]` with weight `ws[j]` (`ws32[j]` rounded to
+/// `f32`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowTaps<'a> {
+    /// Offsets of the tap rows in the plane.
+    pub offs: &'a [usize],
+    /// Exact weights.
+    pub ws: &'a [f64],
+    /// The weights rounded to `f32`.
+    pub ws32: &'a [f32],
 }
 
 /// The exact `f64` sum of output `x` of an 8-bit vertical row (the order of
@@ -706,52 +744,135 @@ unsafe fn widen8(p: *const u8) -> std::arch::x86_64::__m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())))
 }
 
+/// Vectors of sums per block of the vertical sweeps: enough independent
+/// FMAs to hide their latency.
+const VBLOCK: usize = 4;
+
 /// # Safety
 /// The CPU must support AVX2 and FMA; `offs[j] + out.len() <= src.len()`
-/// for every `j`, and `offs`, `ws` and `ws32` have the same length.
+/// for every tap `j`, and `offs`, `ws` and `ws32` have the same length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn vertical_row_u8_avx2<F: Fn(f64) -> u8>(
     src: &[u8],
-    offs: &[usize],
-    ws: &[f64],
-    ws32: &[f32],
+    t: RowTaps<'_>,
     delta: f32,
     out: &mut [MaybeUninit<u8>],
     store: &F,
 ) {
     use std::arch::x86_64::*;
-    // Four vectors of sums per block: enough independent FMAs to hide
-    // their latency.
-    const V: usize = 4;
+    const V: usize = VBLOCK;
     let w = out.len();
     let sp = src.as_ptr();
     let mut x0 = 0;
     while x0 + 8 <= w {
         let nv = ((w - x0) / 8).min(V);
         let mut acc = [_mm256_setzero_ps(); V];
-        for (&wt, &off) in ws32.iter().zip(offs) {
+        for (&wt, &off) in t.ws32.iter().zip(t.offs) {
             let wv = _mm256_set1_ps(wt);
             let row = sp.add(off + x0);
             for (v, a) in acc.iter_mut().enumerate().take(nv) {
                 *a = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *a);
             }
         }
-        let (q, mut near) = round_u8(acc, delta);
-        let bytes = narrow4x8(q[0], q[1], q[2], q[3]);
-        for (v, b) in bytes.iter().enumerate().take(nv) {
-            store8(&mut out[x0 + 8 * v..x0 + 8 * v + 8], *b);
-        }
-        while near != 0 {
-            let x = x0 + near.trailing_zeros() as usize;
-            // Lanes of vectors past nv summed nothing: 0, never near a tie.
-            out[x].write(store(vertical_exact_u8(src, offs, ws, x)));
-            near &= near - 1;
-        }
+        // Lanes of vectors past nv summed nothing: 0, never near a tie.
+        store_block_u8(src, t, acc, nv, x0, delta, out, store);
         x0 += 8 * nv;
     }
     for (x, o) in out.iter_mut().enumerate().skip(x0) {
-        o.write(store(vertical_exact_u8(src, offs, ws, x)));
+        o.write(store(vertical_exact_u8(src, t.offs, t.ws, x)));
+    }
+}
+
+/// Two rows in one sweep (see [`vertical_rows_u8`]): `b`'s tap `j` reads
+/// `a`'s tap `j + d` row.
+///
+/// # Safety
+/// As [`vertical_row_u8_avx2`] for both rows, with equal output lengths,
+/// `d < taps` and `b.offs[j] == a.offs[j + d]` for `j < taps - d`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn vertical_pair_u8_avx2<F: Fn(f64) -> u8>(
+    src: &[u8],
+    a: RowTaps<'_>,
+    b: RowTaps<'_>,
+    d: usize,
+    delta: f32,
+    out_a: &mut [MaybeUninit<u8>],
+    out_b: &mut [MaybeUninit<u8>],
+    store: &F,
+) {
+    use std::arch::x86_64::*;
+    const V: usize = VBLOCK;
+    let (w, taps) = (out_a.len(), a.offs.len());
+    let sp = src.as_ptr();
+    let mut x0 = 0;
+    while x0 + 8 * V <= w {
+        let (mut acc_a, mut acc_b) = ([_mm256_setzero_ps(); V], [_mm256_setzero_ps(); V]);
+        // a's own taps, then the shared ones (a's d.., b's ..taps - d),
+        // then b's own: each row's taps stay in ascending order.
+        for j in 0..d {
+            let (wv, row) = (_mm256_set1_ps(a.ws32[j]), sp.add(a.offs[j] + x0));
+            for (v, s) in acc_a.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *s);
+            }
+        }
+        for j in d..taps {
+            let (wa, wb) = (_mm256_set1_ps(a.ws32[j]), _mm256_set1_ps(b.ws32[j - d]));
+            let row = sp.add(a.offs[j] + x0);
+            for v in 0..V {
+                let x = widen8(row.add(8 * v));
+                acc_a[v] = _mm256_fmadd_ps(wa, x, acc_a[v]);
+                acc_b[v] = _mm256_fmadd_ps(wb, x, acc_b[v]);
+            }
+        }
+        for j in taps - d..taps {
+            let (wv, row) = (_mm256_set1_ps(b.ws32[j]), sp.add(b.offs[j] + x0));
+            for (v, s) in acc_b.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *s);
+            }
+        }
+        store_block_u8(src, a, acc_a, V, x0, delta, out_a, store);
+        store_block_u8(src, b, acc_b, V, x0, delta, out_b, store);
+        x0 += 8 * V;
+    }
+    // The ragged end, one row at a time (the same sums).
+    if x0 < w {
+        vertical_row_u8_avx2(&src[x0..], a, delta, &mut out_a[x0..], store);
+        vertical_row_u8_avx2(&src[x0..], b, delta, &mut out_b[x0..], store);
+    }
+}
+
+/// Rounds a block of `nv` (up to [`VBLOCK`]) vectors of vertical sums
+/// for outputs `x0..` and stores them into `out`, recomputing exactly the
+/// lanes near a tie.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `x0 + 8 * nv <= out.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_block_u8<F: Fn(f64) -> u8>(
+    src: &[u8],
+    t: RowTaps<'_>,
+    acc: [std::arch::x86_64::__m256; VBLOCK],
+    nv: usize,
+    x0: usize,
+    delta: f32,
+    out: &mut [MaybeUninit<u8>],
+    store: &F,
+) {
+    let (q, mut near) = round_u8(acc, delta);
+    let bytes = narrow4x8(q[0], q[1], q[2], q[3]);
+    for (v, b) in bytes.iter().enumerate().take(nv) {
+        store8(&mut out[x0 + 8 * v..x0 + 8 * v + 8], *b);
+    }
+    while near != 0 {
+        let x = x0 + near.trailing_zeros() as usize;
+        out[x].write(store(vertical_exact_u8(src, t.offs, t.ws, x)));
+        near &= near - 1;
     }
 }
 
@@ -765,7 +886,7 @@ fn store8(out: &mut [MaybeUninit<u8>], b: u64) {
 /// One strip of up to [`STRIP`] rows of the 8-bit horizontal pass (the
 /// sums of [`horizontal_strip`], `rows` holding `out.len() / base.len()`
 /// rows of `w_in` bytes), rounded in `f32` where that is exact as
-/// [`vertical_row_u8`] explains; `weights32` is `plan.weights` rounded to
+/// [`vertical_rows_u8`] explains; `weights32` is `plan.weights` rounded to
 /// `f32` and `strip` is `pmap.len() * STRIP` scratch.
 ///
 /// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
