@@ -462,6 +462,15 @@ pub const STRIP: usize = kernels::STRIP;
 /// Output rows per parallel task in the vertical pass.
 const ROWS_PER_TASK: usize = 8;
 
+/// Sets `offs[j]` to the offset, in a `w`-wide plane, of output row `y`'s
+/// tap `j` (the border rule applied).
+fn tap_offsets(tab: &AxisWeights, border: Border, w: usize, y: usize, offs: &mut Vec<usize>) {
+    offs.clear();
+    offs.extend(
+        (0..tab.taps).map(|j| border_index(tab.left[y] + j as isize, tab.in_len, border) * w),
+    );
+}
+
 /// Runs `row(offs, y, out_row)` for every output row `y` of a vertical
 /// pass over a `w`-wide plane, in parallel: `offs[j]` is the offset of tap
 /// `j`'s input row (the border rule applied).
@@ -470,21 +479,15 @@ where
     T: Send,
     R: Fn(&[usize], usize, &mut [T]) + Sync,
 {
-    let taps = tab.taps;
     out.par_chunks_mut(w * ROWS_PER_TASK)
         .enumerate()
-        .for_each_init(
-            || vec![0usize; taps],
-            |offs, (blk, oblk)| {
-                for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
-                    let y = blk * ROWS_PER_TASK + r;
-                    for (j, off) in offs.iter_mut().enumerate() {
-                        *off = border_index(tab.left[y] + j as isize, tab.in_len, border) * w;
-                    }
-                    row(offs, y, orow);
-                }
-            },
-        );
+        .for_each_init(Vec::new, |offs, (blk, oblk)| {
+            for (r, orow) in oblk.chunks_exact_mut(w).enumerate() {
+                let y = blk * ROWS_PER_TASK + r;
+                tap_offsets(tab, border, w, y, offs);
+                row(offs, y, orow);
+            }
+        });
 }
 
 /// Resizes the height of a `w x tab.in_len` plane into `out`
@@ -593,17 +596,10 @@ fn pass_u8(
     out: &mut [MaybeUninit<u8>],
 ) {
     let store = |v: f64| round_saturate(v, 255.0) as u8;
-    let taps = tab.taps;
     let ws32 = tab.weights_f32();
     let delta = tab.screen_delta(255.0) as f32;
     let done = |ran: bool| assert!(ran, "the 8-bit kernels need AVX2 + FMA");
     if vertical {
-        let offsets = |y: usize, offs: &mut Vec<usize>| {
-            offs.clear();
-            offs.extend(
-                (0..taps).map(|j| border_index(tab.left[y] + j as isize, tab.in_len, border) * w),
-            );
-        };
         fn row_taps<'a>(
             ws: &'a [f64],
             ws32: &'a [f32],
@@ -625,12 +621,12 @@ fn pass_u8(
                 |(offs_a, offs_b), (blk, oblk)| {
                     for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
                         let y = blk * ROWS_PER_TASK + 2 * i;
-                        offsets(y, offs_a);
+                        tap_offsets(tab, border, w, y, offs_a);
                         let (out_a, out_b) = pair.split_at_mut(w);
                         let second = if out_b.is_empty() {
                             None
                         } else {
-                            offsets(y + 1, offs_b);
+                            tap_offsets(tab, border, w, y + 1, offs_b);
                             Some((row_taps(&tab.weights, &ws32, y + 1, offs_b), out_b))
                         };
                         done(kernels::vertical_rows_u8(
@@ -804,15 +800,7 @@ pub(crate) fn resize_with(
                 .zip(plane.par_chunks(CHUNK))
                 .for_each(|(d, p)| kernels::quantize_u8(isa, p, d, &to_byte));
             write_all(&mut res, n_out, |out| {
-                run_bytes_plane(
-                    isa,
-                    &passes,
-                    (in_w, in_h),
-                    opts.border,
-                    &src,
-                    &mut mid,
-                    out,
-                )
+                run_bytes_plane(isa, &passes, (in_w, in_h), opts.border, &src, &mut mid, out)
             });
             dst.par_chunks_mut(CHUNK)
                 .zip(res.par_chunks(CHUNK))
@@ -1086,7 +1074,9 @@ fn run_bytes_plane(
         [(v1, t1), (v2, t2)] => {
             let mw = if v1 { in_w } else { t1.out_len() };
             let mh = if v1 { t1.out_len() } else { in_h };
-            write_all(mid, mw * mh, |out| pass_u8(isa, v1, plane, in_w, t1, border, out));
+            write_all(mid, mw * mh, |out| {
+                pass_u8(isa, v1, plane, in_w, t1, border, out)
+            });
             pass_u8(isa, v2, mid, mw, t2, border, dst);
         }
         _ => unreachable!("at most two passes"),
@@ -1563,7 +1553,11 @@ mod tests {
         // The last size: rows of many vector blocks with a ragged tail,
         // downscaled only (its scalar reference is slow).
         for (w, h) in [(1, 1), (5, 3), (61, 43), (1501, 24)] {
-            let targets = if w > 1000 { &targets[..2] } else { &targets[..] };
+            let targets = if w > 1000 {
+                &targets[..2]
+            } else {
+                &targets[..]
+            };
             // Smooth areas make near-ties likelier than noise does.
             let data: Vec<u8> = (0..w * h * 2)
                 .map(|i| {

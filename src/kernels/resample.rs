@@ -627,9 +627,8 @@ pub(crate) fn vertical_rows_u8<F: Fn(f64) -> u8>(
         assert_eq!(out2.len(), w);
         let taps = first.offs.len();
         // The shift `d`: the second row's taps begin at the first's tap d.
-        let shift = (0..taps).find(|&d| {
-            next.offs.len() == taps && first.offs[d..] == next.offs[..taps - d]
-        });
+        let shift = (0..taps)
+            .find(|&d| next.offs.len() == taps && first.offs[d..] == next.offs[..taps - d]);
         // SAFETY: as above, for both rows; `shift` is checked.
         unsafe {
             match shift {
@@ -694,9 +693,12 @@ unsafe fn round_u8<const N: usize>(
     // below 1/2 - delta.
     let r = p.map(|v| _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v));
     let abs = _mm256_set1_ps(-0.0);
-    let dist: [__m256; N] = std::array::from_fn(|i| _mm256_andnot_ps(abs, _mm256_sub_ps(p[i], r[i])));
+    let dist: [__m256; N] =
+        std::array::from_fn(|i| _mm256_andnot_ps(abs, _mm256_sub_ps(p[i], r[i])));
     let limit = _mm256_set1_ps(0.5 - delta);
-    let far = dist.iter().fold(_mm256_setzero_ps(), |m, &d| _mm256_max_ps(m, d));
+    let far = dist
+        .iter()
+        .fold(_mm256_setzero_ps(), |m, &d| _mm256_max_ps(m, d));
     let mut near = 0u64;
     if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(far, limit)) != 0 {
         for (i, &d) in dist.iter().enumerate() {
