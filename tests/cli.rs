@@ -361,7 +361,14 @@ fn risky_outputs_and_settings_are_refused_before_work() {
 
     // --arch belongs to a PyTorch --model, not to an interpolation.
     let refused = srkit(&[
-        "upscale", s(&img), "-o", s(&out), "--method", "bicubic", "--arch", "rdn",
+        "upscale",
+        s(&img),
+        "-o",
+        s(&out),
+        "--method",
+        "bicubic",
+        "--arch",
+        "rdn",
     ]);
     assert!(!refused.status.success() && !out.exists());
     // A .pth that is no checkpoint says so, not that it is no safetensors.
