@@ -1,7 +1,8 @@
 //! Times `srkit::resample::resize` on the README's two cases (median of N
 //! runs, 1 thread) for profiling: `cargo run --release --example
-//! time_resize -- [up|down] [runs] [f32|u8]` (`u8`: `resize_u8` on the
-//! same samples as bytes).
+//! time_resize -- [up|down] [runs] [f32|u8] [side]` (`u8`: `resize_u8` on
+//! the same samples as bytes; `side`: the larger image's side instead of
+//! 2048, a multiple of 4, e.g. to see what a power-of-two row stride costs).
 
 #[path = "../src/allocator.rs"]
 mod allocator;
@@ -15,10 +16,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let up = args.get(1).map_or(true, |a| a == "up");
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let side: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2048);
     let (sw, sh, dw, dh) = if up {
-        (512, 512, 2048, 2048)
+        (side / 4, side / 4, side, side)
     } else {
-        (2048, 2048, 512, 512)
+        (side, side, side / 4, side / 4)
     };
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let data: Vec<f32> = (0..sw * sh * 3)
