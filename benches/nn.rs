@@ -10,8 +10,10 @@
 //! - `srcnn_train_step`: one SRCNN 9-5-5 (1 -> 64 -> 32 -> 1, valid
 //!   convolutions, ReLU) training step on a batch of 16 33x33 patches:
 //!   forward, MSE, backward, Adam update;
-//! - `conv3x3_winograd`: 3x3 stride-1 padding-1 convolutions of SR-network
-//!   shapes, the default path (Winograd F(2x2, 3x3)) against
+//! - `conv_winograd`: 3x3 stride-1 padding-1 convolutions of SR-network
+//!   shapes and SRCNN's 5x5 64 -> 32 layer (forward, and the input
+//!   gradient's convolution), the default path (Winograd F(2x2, 3x3) /
+//!   F(2x2, 5x5)) against
 //!   `Cpu::conv2d_gemm` (the GEMM path), 1 thread, interleaved
 //!   thread-CPU-time medians; `NN_WINOGRAD_SWEEP=1` adds the small shapes
 //!   the dispatch thresholds in `src/nn/kernels/winograd.rs` come from.
@@ -62,7 +64,7 @@
 //!
 //! # Winograd F(2x2, 3x3) (2026-11-27)
 //!
-//! Same machine, same load. `cargo bench --bench nn -- conv3x3_winograd`,
+//! Same machine, same load. `cargo bench --bench nn -- conv_winograd`,
 //! 1 thread, effective GFLOP/s = direct-convolution FLOPs / thread CPU
 //! time; one representative run of four (the speed-ups of the four runs:
 //! 1.79-1.93x, 2.04-2.10x, 1.71-2.00x, 2.11-2.18x; absolute times moved by
@@ -381,7 +383,7 @@ fn median_cpu_ms_pair(mut a: impl FnMut(), mut b: impl FnMut(), runs: usize) -> 
 /// `NN_WINOGRAD_SWEEP=1` adds the small shapes the dispatch thresholds
 /// were chosen from.
 fn conv_winograd(_c: &mut Criterion) {
-    if !selected("conv3x3_winograd") {
+    if !selected("conv_winograd") {
         return;
     }
     let mut cases: Vec<(usize, usize, usize, usize, usize)> = vec![
@@ -390,52 +392,68 @@ fn conv_winograd(_c: &mut Criterion) {
         (1, 32, 32, 128, 128),
         (1, 192, 64, 128, 128),
     ];
+    // (n, cin, cout, h, w, kernel, padding): 3x3 padding 1 for the above.
+    let mut cases: Vec<(usize, usize, usize, usize, usize, usize, usize)> = cases
+        .drain(..)
+        .map(|(n, ci, co, h, w)| (n, ci, co, h, w, 3, 1))
+        .collect();
+    cases.extend([
+        // SRCNN 9-5-5's middle layer: a training batch (forward, and the
+        // input gradient's padding-4 convolution) and whole-image inference.
+        (16, 64, 32, 25, 25, 5, 0),
+        (16, 32, 64, 21, 21, 5, 4),
+        (1, 64, 32, 256, 256, 5, 2),
+    ]);
     if std::env::var_os("NN_WINOGRAD_SWEEP").is_some() {
-        cases.extend([
-            (1, 4, 4, 128, 128),
-            (1, 6, 6, 128, 128),
-            (1, 8, 8, 128, 128),
-            (1, 12, 12, 128, 128),
-            (1, 3, 8, 128, 128),
-            (1, 3, 16, 128, 128),
-            (1, 3, 32, 128, 128),
-            (1, 8, 3, 128, 128),
-            (1, 16, 3, 128, 128),
-            (1, 32, 3, 128, 128),
-            (1, 4, 64, 128, 128),
-            (1, 64, 4, 128, 128),
-            (1, 6, 64, 128, 128),
-            (1, 64, 6, 128, 128),
-            (1, 64, 12, 128, 128),
-            (1, 64, 256, 64, 64),
-            (16, 64, 64, 12, 12),
-            (16, 64, 64, 16, 16),
-            (64, 64, 64, 6, 6),
-            (1, 16, 16, 128, 128),
-            (1, 24, 24, 128, 128),
-            (1, 3, 64, 128, 128),
-            (1, 64, 3, 128, 128),
-            (1, 64, 16, 128, 128),
-            (1, 16, 64, 128, 128),
-            (16, 64, 64, 24, 24),
-            (16, 64, 64, 8, 8),
-            (64, 64, 64, 4, 4),
-            (1, 64, 64, 6, 300),
-        ]);
+        cases.extend(
+            [
+                (1, 4, 4, 128, 128),
+                (1, 6, 6, 128, 128),
+                (1, 8, 8, 128, 128),
+                (1, 12, 12, 128, 128),
+                (1, 3, 8, 128, 128),
+                (1, 3, 16, 128, 128),
+                (1, 3, 32, 128, 128),
+                (1, 8, 3, 128, 128),
+                (1, 16, 3, 128, 128),
+                (1, 32, 3, 128, 128),
+                (1, 4, 64, 128, 128),
+                (1, 64, 4, 128, 128),
+                (1, 6, 64, 128, 128),
+                (1, 64, 6, 128, 128),
+                (1, 64, 12, 128, 128),
+                (1, 64, 256, 64, 64),
+                (16, 64, 64, 12, 12),
+                (16, 64, 64, 16, 16),
+                (64, 64, 64, 6, 6),
+                (1, 16, 16, 128, 128),
+                (1, 24, 24, 128, 128),
+                (1, 3, 64, 128, 128),
+                (1, 64, 3, 128, 128),
+                (1, 64, 16, 128, 128),
+                (1, 16, 64, 128, 128),
+                (16, 64, 64, 24, 24),
+                (16, 64, 64, 8, 8),
+                (64, 64, 64, 4, 4),
+                (1, 64, 64, 6, 300),
+            ]
+            .map(|(n, ci, co, h, w)| (n, ci, co, h, w, 3, 1)),
+        );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let p = pool(1);
-    println!("| conv 3x3 | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
+    println!("| conv | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
     println!("|---|---|---|---|---|---|");
-    for (n, cin, cout, h, w) in cases {
+    for (n, cin, cout, h, w, k, pad) in cases {
         let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
-        let wt = Tensor::uniform(&[cout, cin, 3, 3], -0.05, 0.05, &mut rng);
+        let wt = Tensor::uniform(&[cout, cin, k, k], -0.05, 0.05, &mut rng);
         let b = Tensor::uniform(&[cout], -0.05, 0.05, &mut rng);
         let cfg = Conv2dConfig {
-            padding: 1,
+            padding: pad,
             ..Default::default()
         };
-        let gflop = 2.0 * (n * cin * cout * 9 * h * w) as f64 / 1e9;
+        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        let gflop = 2.0 * (n * cin * cout * k * k * oh * ow) as f64 / 1e9;
         let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
         let (old, new) = p.install(|| {
             median_cpu_ms_pair(
@@ -445,7 +463,7 @@ fn conv_winograd(_c: &mut Criterion) {
             )
         });
         println!(
-            "| {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
+            "| {k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
             gflop / old * 1e3,
             gflop / new * 1e3,
             old / new

@@ -8,9 +8,9 @@
 //! sized to stay in L2 cache, so that the packed panels, the im2col band and
 //! the output band all stay hot.
 //!
-//! 3x3 stride-1 layers (forward and input gradient) large enough for it
-//! use Winograd F(2x2, 3x3) instead ([`winograd`]), with its own
-//! micro-kernel.
+//! 3x3 and 5x5 stride-1 layers (forward and input gradient) large enough
+//! for it use Winograd F(2x2, 3x3) / F(2x2, 5x5) instead ([`winograd`]),
+//! with its own micro-kernel; the 3x3 ones also for the weight gradient.
 //!
 //! Layouts are NCHW, contiguous, `f32`. Weights are `[C_out, C_in / groups,
 //! k_h, k_w]` as in PyTorch. The safe functions here check slice lengths
@@ -242,6 +242,12 @@ fn im2col(x_img: &[f32], g: &ConvGeom, oy0: usize, oy1: usize, col: &mut [f32]) 
                     let xrow = &xc[iy as usize * w..(iy as usize + 1) * w];
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
+                    if hi == lo {
+                        // Every tap of this row falls in the padding (a
+                        // kernel wider than the padded-away part of a
+                        // narrow image), and `lo + kx` may be below `pw`.
+                        continue;
+                    }
                     if g.sw == 1 {
                         // A plain loop, not copy_from_slice: rows are short
                         // (tens of floats) and a memcpy call per row costs
@@ -1000,9 +1006,9 @@ fn im2col_forward(x: &[f32], wt: &[f32], epi: Epilogue, g: &ConvGeom, y: &mut [f
 /// overwritten.
 pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     assert!(dx.len() == g.x_len() && wt.len() == g.w_len() && dy.len() == g.y_len());
-    if let Some(gt) = g.transposed_3x3() {
+    if let Some(gt) = g.transposed() {
         if winograd::applies(&gt) {
-            return winograd::forward(dy, &flip_transpose_3x3(wt, g), Epilogue::default(), &gt, dx);
+            return winograd::forward(dy, &flip_transpose(wt, g), Epilogue::default(), &gt, dx);
         }
     }
     if g.use_direct() {
@@ -1015,25 +1021,24 @@ pub(crate) fn conv2d_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &m
 }
 
 impl ConvGeom {
-    /// For an ungrouped 3x3 stride-1 convolution with padding `p <= 2`, the
-    /// convolution that computes its input gradient: from `dy` (`C_out`
-    /// planes of `oh x ow`) to `dx` (`C_in` planes of `h x w`) with the
-    /// weights of [`flip_transpose_3x3`] and padding `2 - p`.
-    fn transposed_3x3(&self) -> Option<ConvGeom> {
-        let ok = self.kh == 3
-            && self.kw == 3
+    /// For an ungrouped square `k x k` stride-1 convolution with padding
+    /// `p <= k - 1`, the convolution that computes its input gradient: from
+    /// `dy` (`C_out` planes of `oh x ow`) to `dx` (`C_in` planes of `h x
+    /// w`) with the weights of [`flip_transpose`] and padding `k - 1 - p`.
+    fn transposed(&self) -> Option<ConvGeom> {
+        let ok = self.kh == self.kw
             && self.sh == 1
             && self.sw == 1
             && self.groups == 1
             && self.ph == self.pw
-            && self.ph <= 2;
+            && self.ph < self.kh;
         ok.then(|| ConvGeom {
             cin: self.cout,
             h: self.oh,
             w: self.ow,
             cout: self.cin,
-            ph: 2 - self.ph,
-            pw: 2 - self.pw,
+            ph: self.kh - 1 - self.ph,
+            pw: self.kw - 1 - self.pw,
             oh: self.h,
             ow: self.w,
             ..*self
@@ -1041,14 +1046,15 @@ impl ConvGeom {
     }
 }
 
-/// `[C_out, C_in, 3, 3]` weights as `[C_in, C_out, 3, 3]`, rotated by 180
-/// degrees: the weights of the convolution [`ConvGeom::transposed_3x3`].
-fn flip_transpose_3x3(wt: &[f32], g: &ConvGeom) -> Vec<f32> {
+/// `[C_out, C_in, k, k]` weights as `[C_in, C_out, k, k]`, rotated by 180
+/// degrees: the weights of the convolution [`ConvGeom::transposed`].
+fn flip_transpose(wt: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let kk = g.kh * g.kw;
     let mut out = vec![0.0f32; wt.len()];
     for co in 0..g.cout {
         for ci in 0..g.cin {
-            let src = &wt[(co * g.cin + ci) * 9..][..9];
-            let dst = &mut out[(ci * g.cout + co) * 9..][..9];
+            let src = &wt[(co * g.cin + ci) * kk..][..kk];
+            let dst = &mut out[(ci * g.cout + co) * kk..][..kk];
             for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
                 *d = *s;
             }
@@ -1130,7 +1136,7 @@ fn im2col_backward_input(dy: &[f32], wt: &[f32], g: &ConvGeom, dx: &mut [f32]) {
 /// the partials are summed at the end.
 pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
     assert!(x.len() == g.x_len() && dw.len() == g.w_len() && dy.len() == g.y_len());
-    if winograd::applies(g) {
+    if winograd::applies_weight(g) {
         return winograd::backward_weight(x, dy, g, dw);
     }
     if g.use_direct() {

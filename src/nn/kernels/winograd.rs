@@ -1,6 +1,18 @@
-//! Winograd F(2x2, 3x3) convolution for 3x3, stride-1, ungrouped layers
-//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
-//! CVPR 2016, arXiv:1509.09308).
+//! Winograd F(2x2, 3x3) and F(2x2, 5x5) convolution for 3x3 and 5x5,
+//! stride-1, ungrouped layers (Lavin & Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", CVPR 2016, arXiv:1509.09308).
+//!
+//! The description below is of the 3x3 case; the 5x5 one is the same with
+//! 6x6 input tiles (36 positions, 36 multiplies per 2x2 tile and channel
+//! pair instead of the direct 100, 2.78x fewer), `Bᵀ` of F(4, 3) on the
+//! points 0, ±1, ±2 and `G` with sixths and twenty-fourths ([`G5`]):
+//! results differ from the direct sums by ~7e-6 of the output's magnitude.
+//! SRCNN's 5x5 64 -> 32 layer, 1 thread, interleaved CPU-time medians
+//! (`cargo bench --bench nn -- conv_winograd`): 1x64x256x256 94.1 ->
+//! 53.1 ms (1.77x); a training batch 16x64x25x25 (21x21 outputs, only 63 %
+//! of the computed tile pixels in the image) 1.05x; its input gradient's
+//! padding-4 convolution 16x32x21x21 1.30-1.44x. The weight gradient of
+//! the 5x5 layers stays on the direct kernels.
 //!
 //! Each 2x2 block ("tile") of output pixels of one channel depends on a 4x4
 //! block `d` of every input plane. With the 4x4 transformed input
@@ -56,8 +68,15 @@ use super::{with_scratch, ConvGeom, Epilogue, SendPtr};
 use crate::kernels::Isa;
 use rayon::prelude::*;
 
-/// Positions of a transformed 4x4 tile.
+/// Positions of a transformed 4x4 tile (the 3x3 layers; the weight
+/// gradient runs on these only).
 const POS: usize = 16;
+
+/// Positions of the transformed `(K + 1) x (K + 1)` tile of a `K x K`
+/// kernel (2x2 output pixels per tile).
+const fn positions(k: usize) -> usize {
+    (k + 1) * (k + 1)
+}
 
 /// Output channels per micro-tile (rows of `M`). 6 x 16 uses 12 of the 16
 /// YMM registers for accumulators, 2 for the `V` row and 1 for the
@@ -83,6 +102,9 @@ const SKEW: usize = 16;
 /// `cargo bench --bench nn -- conv` on 64 -> 64, 32 -> 32 and 192 -> 64:
 /// 64 and 128 were within noise of each other, 32 and 256 a few percent
 /// slower (more segment ends, resp. the block's `V` and `M` outgrowing L2).
+/// The 5x5 layers (36 positions per tile) use the same: on SRCNN's 64 -> 32
+/// layer (`cargo bench --bench nn -- conv_winograd`) 16 and 32 tiles were
+/// no faster on 16x25x25 and 1.07x / 1.04x slower on 256x256.
 const BLOCK_TILES: usize = 64;
 
 /// Smallest `C_in` for which the Winograd forward is used. Measured
@@ -104,15 +126,27 @@ pub(super) const MIN_COUT: usize = 6;
 /// (37 %) at 0.71x (batches of 16-64 images, 64 -> 64).
 const MIN_TILE_USE: (usize, usize) = (3, 5);
 
-/// Whether `g` is a convolution the Winograd forward computes, and one
-/// large enough for it to pay.
+/// Whether `g` is a convolution the Winograd forward computes (3x3 or
+/// 5x5), and one large enough for it to pay.
 pub(super) fn applies(g: &ConvGeom) -> bool {
-    let shape = g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw;
+    let shape = (g.kh == 3 || g.kh == 5)
+        && g.kw == g.kh
+        && g.sh == 1
+        && g.sw == 1
+        && g.groups == 1
+        && g.ph == g.pw;
     let computed = 4 * g.oh.div_ceil(2) * g.ow.div_ceil(2).next_multiple_of(LANES);
     shape
         && g.cin >= MIN_CIN
         && g.cout >= MIN_COUT
         && g.oh * g.ow * MIN_TILE_USE.1 >= computed * MIN_TILE_USE.0
+}
+
+/// Whether [`backward_weight`] computes the weight gradient of `g`: the
+/// 3x3 layers [`applies`] accepts (F(5x5, 2x2) for the 5x5 ones is not
+/// written; their weight gradient stays on the direct kernels).
+pub(super) fn applies_weight(g: &ConvGeom) -> bool {
+    g.kh == 3 && applies(g)
 }
 
 /// The tiling of one convolution.
@@ -183,30 +217,69 @@ impl Plan {
     }
 }
 
+/// `G` of F(2, 3) (4x3): `[[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2],
+/// [0, 0, 1]]` (Lavin & Gray, eq. 7).
+const G3: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// `G` of F(2, 5) (6x5) for the interpolation points 0, 1, -1, 2, -2 and
+/// infinity: row `j` of a finite point `a_j` is `a_j^k / Π_{l≠j} (a_j -
+/// a_l)`, the last row picks the leading coefficient. Its `Bᵀ` is the one
+/// of F(4, 3) on the same points (see [`input_rows5`]).
+const G5: [[f64; 5]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
+    [0.0, 0.0, 0.0, 0.0, 1.0],
+];
+
+/// `G[i][c]` of the `K x K` kernel's F(2, K).
+fn g_entry<const K: usize>(i: usize, c: usize) -> f64 {
+    if K == 3 {
+        G3[i][c]
+    } else {
+        G5[i][c]
+    }
+}
+
+/// Floats of the even/odd column scratch of [`input_transform`]'s
+/// portable path: the `K + 1` input rows of a tile row, each split into
+/// even and odd columns of `twp + K / 2` entries.
+fn eo_len<const K: usize>(plan: &Plan) -> usize {
+    2 * (K + 1) * (plan.twp + K / 2)
+}
+
 /// Transformed weights `U = G g Gᵀ` in the micro-kernel's layout
 /// `[p][co / MR][ci][co % MR]`, zero for the padding output channels.
-/// Computed in `f64` (it is small) so that `U` is correctly rounded.
-fn transform_weights(wt: &[f32], g: &ConvGeom, plan: &Plan) -> Vec<f32> {
+/// Computed in `f64` (it is small) so that `U` is correctly rounded (up to
+/// the rounding of `G5`'s thirds and sixths).
+fn transform_weights<const K: usize>(wt: &[f32], g: &ConvGeom, plan: &Plan) -> Vec<f32> {
+    let t = K + 1;
     let (cin, cout) = (g.cin, g.cout);
     let pstride = plan.cout_pad * cin;
-    let mut u = vec![0.0f32; POS * pstride];
+    let mut u = vec![0.0f32; positions(K) * pstride];
     for co in 0..cout {
         for ci in 0..cin {
-            let k = &wt[(co * cin + ci) * 9..][..9];
-            let k = |r: usize, c: usize| k[r * 3 + c] as f64;
-            // G g: 4x3, rows (g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2), with
-            // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
-            let gg: [[f64; 3]; 4] = std::array::from_fn(|i| {
-                std::array::from_fn(|c| {
-                    let (a, b, d) = (k(0, c), k(1, c), k(2, c));
-                    [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d][i]
-                })
-            });
-            for (i, row) in gg.iter().enumerate() {
-                let [a, b, d] = *row;
-                let t = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
-                for (j, v) in t.into_iter().enumerate() {
-                    u[(i * 4 + j) * pstride + ((co / MR) * cin + ci) * MR + co % MR] = v as f32;
+            let k = &wt[(co * cin + ci) * K * K..][..K * K];
+            // gg = G g: t x K.
+            let mut gg = [[0.0f64; 5]; 6];
+            for (i, row) in gg.iter_mut().enumerate().take(t) {
+                for (c, v) in row.iter_mut().enumerate().take(K) {
+                    *v = (0..K)
+                        .map(|r| g_entry::<K>(i, r) * f64::from(k[r * K + c]))
+                        .sum();
+                }
+            }
+            for (i, row) in gg.iter().enumerate().take(t) {
+                for j in 0..t {
+                    let v: f64 = (0..K).map(|c| row[c] * g_entry::<K>(j, c)).sum();
+                    u[(i * t + j) * pstride + ((co / MR) * cin + ci) * MR + co % MR] = v as f32;
                 }
             }
         }
@@ -229,13 +302,30 @@ pub(super) fn forward_isa(
     g: &ConvGeom,
     y: &mut [f32],
 ) {
-    assert!(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw);
+    assert!(g.kw == g.kh && g.sh == 1 && g.sw == 1 && g.groups == 1 && g.ph == g.pw);
     assert!(x.len() == g.x_len() && wt.len() == g.w_len() && y.len() == g.y_len());
     if let Some(b) = epi.bias {
         assert_eq!(b.len(), g.cout);
     }
+    match g.kh {
+        3 => forward_k::<3>(isa, x, wt, epi, g, y),
+        5 => forward_k::<5>(isa, x, wt, epi, g, y),
+        k => panic!("no Winograd forward for {k}x{k} kernels"),
+    }
+}
+
+/// [`forward_isa`] for `K x K` kernels, F(2x2, KxK).
+fn forward_k<const K: usize>(
+    isa: Isa,
+    x: &[f32],
+    wt: &[f32],
+    epi: Epilogue,
+    g: &ConvGeom,
+    y: &mut [f32],
+) {
+    let pos = positions(K);
     let plan = Plan::new(g);
-    let u = transform_weights(wt, g, &plan);
+    let u = transform_weights::<K>(wt, g, &plan);
     let (in_plane, out_plane) = (g.h * g.w, g.oh * g.ow);
     let yp = SendPtr(y.as_mut_ptr());
     let tasks: Vec<(usize, usize)> = (0..g.n)
@@ -244,22 +334,22 @@ pub(super) fn forward_isa(
     tasks.par_iter().for_each(|&(n, bi)| {
         let (b0, b1) = plan.range(bi);
         let tpad = (b1 - b0).next_multiple_of(NR);
-        let v_len = POS * plan.v_stride(tpad);
-        let m_len = POS * plan.m_stride(tpad);
-        let eo_len = 8 * (plan.twp + 1);
+        let v_len = pos * plan.v_stride(tpad);
+        let m_len = pos * plan.m_stride(tpad);
+        let eo_len = eo_len::<K>(&plan);
         with_scratch(v_len + m_len + eo_len, |s| {
             let (v, s) = s.split_at_mut(v_len);
             let (m, eo) = s.split_at_mut(m_len);
             let x_img = &x[n * g.cin * in_plane..][..g.cin * in_plane];
-            input_transform(isa, x_img, g, &plan, b0, b1, tpad, v, eo);
-            multiply(isa, &u, v, m, g.cout, &plan, tpad);
+            input_transform::<K>(isa, x_img, g, &plan, b0, b1, tpad, v, eo);
+            multiply(isa, &u, v, m, g.cout, &plan, tpad, pos);
             // SAFETY: image n's output planes lie inside `y` (length checked
             // above). Block (n, bi) writes only the pixels of its own tiles,
             // and the blocks partition the tiles, so no other task writes
             // them.
             unsafe {
                 let y_img = yp.get().add(n * g.cout * out_plane);
-                output_transform(isa, m, epi, g, &plan, b0, b1, tpad, y_img);
+                output_transform::<K>(isa, m, epi, g, &plan, b0, b1, tpad, y_img);
             }
         })
     });
@@ -277,7 +367,7 @@ pub(super) fn forward_isa(
 /// after which the four columns of [`LANES`] consecutive tiles are four
 /// contiguous vectors.
 #[allow(clippy::too_many_arguments)]
-fn input_transform(
+fn input_transform<const K: usize>(
     isa: Isa,
     x_img: &[f32],
     g: &ConvGeom,
@@ -288,15 +378,15 @@ fn input_transform(
     v: &mut [f32],
     eo: &mut [f32],
 ) {
-    let cin = g.cin;
+    let (cin, t, pos) = (g.cin, K + 1, positions(K));
     let pstride = plan.v_stride(tpad);
-    let v = &mut v[..POS * pstride];
+    let v = &mut v[..pos * pstride];
     let plane = g.h * g.w;
     // Padding tiles of the last panel: zero (never read back, but keeps
     // uninitialised scratch, possibly denormal, out of the products).
     if b1 - b0 < tpad {
         let (panel, lane) = ((b1 - b0) / NR, (b1 - b0) % NR);
-        for p in 0..POS {
+        for p in 0..pos {
             for ci in 0..cin {
                 v[p * pstride + (panel * cin + ci) * NR..][lane..NR].fill(0.0);
             }
@@ -304,8 +394,10 @@ fn input_transform(
     }
     for (ty, tx0, tx1, off) in plan.rows(b0, b1) {
         let n = tx1 - tx0;
-        let len = n + 1;
-        let eo = &mut eo[..8 * len];
+        // Even/odd columns per tile row: the group's tiles and the K / 2
+        // after them.
+        let len = n + K / 2;
+        let eo = &mut eo[..2 * t * len];
         for ci in 0..cin {
             let src = &x_img[ci * plane..][..plane];
             // Block offset of tile group k -> offset of its first lane in V.
@@ -314,17 +406,23 @@ fn input_transform(
                 (b / NR * cin + ci) * NR + b % NR
             };
             // The last vector of the segment is written at
-            // 15 * pstride + dst(n - LANES) + LANES - 1 < v.len().
-            assert!(15 * pstride + dst(n - LANES) + LANES <= v.len());
+            // (pos - 1) * pstride + dst(n - LANES) + LANES - 1 < v.len().
+            assert!((pos - 1) * pstride + dst(n - LANES) + LANES <= v.len());
             #[cfg(target_arch = "x86_64")]
             if isa.use_avx2_fma() {
                 if ci + PREFETCH_CHANNELS < cin {
                     let next = &x_img[(ci + PREFETCH_CHANNELS) * plane..][..plane];
-                    prefetch_segment(next, g, ty, tx0, n);
+                    prefetch_segment::<K>(next, g, ty, tx0, n);
                 }
                 // SAFETY: the CPU supports AVX2; `dst(k)` increases with k,
                 // so the assert bounds all writes.
-                unsafe { input_segment_avx2(src, g, ty, tx0, n, v.as_mut_ptr(), pstride, dst) };
+                unsafe {
+                    if K == 3 {
+                        input_segment_avx2(src, g, ty, tx0, n, v.as_mut_ptr(), pstride, dst);
+                    } else {
+                        input_segment5_avx2(src, g, ty, tx0, n, v.as_mut_ptr(), pstride, dst);
+                    }
+                }
                 continue;
             }
             for (r, pair) in eo.chunks_exact_mut(2 * len).enumerate() {
@@ -333,7 +431,11 @@ fn input_transform(
                 split_row(src, g, iy, tx0, e, o);
             }
             for k in (0..n).step_by(LANES) {
-                input_tile8_scalar(&eo[k..], len, &mut v[dst(k)..], pstride);
+                if K == 3 {
+                    input_tile8_scalar(&eo[k..], len, &mut v[dst(k)..], pstride);
+                } else {
+                    input_tile8_scalar5(&eo[k..], len, &mut v[dst(k)..], pstride);
+                }
             }
         }
     }
@@ -358,11 +460,11 @@ const PREFETCH_CHANNELS: usize = 2;
 /// Prefetches into L1 the input columns that the segment `tx0..tx0+n` of
 /// tile row `ty` reads from `plane`.
 #[cfg(target_arch = "x86_64")]
-fn prefetch_segment(plane: &[f32], g: &ConvGeom, ty: usize, tx0: usize, n: usize) {
+fn prefetch_segment<const K: usize>(plane: &[f32], g: &ConvGeom, ty: usize, tx0: usize, n: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     let lo = (2 * tx0).saturating_sub(g.pw).min(g.w);
-    let hi = (2 * (tx0 + n) + 2).saturating_sub(g.pw).min(g.w);
-    for r in 0..4 {
+    let hi = (2 * (tx0 + n) + K - 1).saturating_sub(g.pw).min(g.w);
+    for r in 0..K + 1 {
         let Some(iy) = (2 * ty + r).checked_sub(g.ph).filter(|&iy| iy < g.h) else {
             continue;
         };
@@ -372,6 +474,57 @@ fn prefetch_segment(plane: &[f32], g: &ConvGeom, ty: usize, tx0: usize, n: usize
             // is inside `row` anyway.
             unsafe { _mm_prefetch(row.as_ptr().add(c).cast::<i8>(), _MM_HINT_T0) };
         }
+    }
+}
+
+/// The `R` input rows of one tile row (`None` outside the image), and the
+/// zero-padded copies that a group of tiles at the image's left or right
+/// edge reads instead.
+#[cfg(target_arch = "x86_64")]
+struct GroupRows<'a, const R: usize, const SPAN: usize> {
+    rows: [Option<&'a [f32]>; R],
+    w: usize,
+    zeros: [f32; SPAN],
+    pad: [[f32; SPAN]; R],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, const R: usize, const SPAN: usize> GroupRows<'a, R, SPAN> {
+    /// Input rows `2 ty - p ..` of `plane`.
+    fn new(plane: &'a [f32], g: &ConvGeom, ty: usize) -> Self {
+        GroupRows {
+            rows: std::array::from_fn(|r| {
+                let iy = (2 * ty + r) as isize - g.ph as isize;
+                (iy >= 0 && iy < g.h as isize).then(|| &plane[iy as usize * g.w..][..g.w])
+            }),
+            w: g.w,
+            zeros: [0.0; SPAN],
+            pad: [[0.0; SPAN]; R],
+        }
+    }
+
+    /// For each row, a pointer to `SPAN` readable floats holding its
+    /// columns `c0..c0 + SPAN` (zero outside the image), valid until the
+    /// next call.
+    fn sources(&mut self, c0: isize) -> [*const f32; R] {
+        let w = self.w as isize;
+        if c0 >= 0 && c0 + SPAN as isize <= w {
+            let zeros = self.zeros.as_ptr();
+            return std::array::from_fn(|r| {
+                self.rows[r].map_or(zeros, |row| row[c0 as usize..].as_ptr())
+            });
+        }
+        // Columns lo..hi of the span are inside the image.
+        let lo = (-c0).clamp(0, SPAN as isize) as usize;
+        let hi = (w - c0).clamp(lo as isize, SPAN as isize) as usize;
+        for (pr, row) in self.pad.iter_mut().zip(&self.rows) {
+            pr.fill(0.0);
+            if let Some(row) = row {
+                let s = (c0 + lo as isize) as usize;
+                pr[lo..hi].copy_from_slice(&row[s..s + hi - lo]);
+            }
+        }
+        std::array::from_fn(|r| self.pad[r].as_ptr())
     }
 }
 
@@ -398,34 +551,10 @@ unsafe fn input_segment_avx2(
     dst: impl Fn(usize) -> usize,
 ) {
     use std::arch::x86_64::*;
-    let w = g.w as isize;
-    let rows: [Option<&[f32]>; 4] = std::array::from_fn(|r| {
-        let iy = (2 * ty + r) as isize - g.ph as isize;
-        (iy >= 0 && iy < g.h as isize).then(|| &plane[iy as usize * g.w..][..g.w])
-    });
     // The 8 tiles of a group read 18 input columns from c0 = 2 (tx0+k) - p.
-    const SPAN: usize = 2 * LANES + 2;
-    let zeros = [0.0f32; SPAN];
-    let mut pad = [[0.0f32; SPAN]; 4];
+    let mut rows = GroupRows::<4, { 2 * LANES + 2 }>::new(plane, g, ty);
     for k in (0..n).step_by(LANES) {
-        let c0 = 2 * (tx0 + k) as isize - g.pw as isize;
-        let src: [*const f32; 4] = if c0 >= 0 && c0 + SPAN as isize <= w {
-            std::array::from_fn(|r| {
-                rows[r].map_or(zeros.as_ptr(), |row| row.as_ptr().add(c0 as usize))
-            })
-        } else {
-            // Columns lo..hi of the span are inside the image.
-            let lo = (-c0).clamp(0, SPAN as isize) as usize;
-            let hi = (w - c0).clamp(lo as isize, SPAN as isize) as usize;
-            for (pr, row) in pad.iter_mut().zip(&rows) {
-                pr.fill(0.0);
-                if let Some(row) = row {
-                    let s = (c0 + lo as isize) as usize;
-                    pr[lo..hi].copy_from_slice(&row[s..s + hi - lo]);
-                }
-            }
-            std::array::from_fn(|r| pad[r].as_ptr())
-        };
+        let src = rows.sources(2 * (tx0 + k) as isize - g.pw as isize);
         // Rows of Bᵀ d first, on the raw input columns (u = d_a ± d_b,
         // with the element-wise row pairs of Bᵀ), then (Bᵀ d) B per row:
         // few live registers, no spills.
@@ -541,14 +670,261 @@ fn input_tile8_scalar(eo: &[f32], len: usize, v: &mut [f32], pstride: usize) {
     }
 }
 
-/// The 16 products `M_p = U_p V_p` of one block: `m` is `[p][co][tile]`
-/// (row stride `tpad`), of which rows `co < cout` are computed.
-fn multiply(isa: Isa, u: &[f32], v: &[f32], m: &mut [f32], cout: usize, plan: &Plan, tpad: usize) {
+/// `Bᵀ d` for F(2, 5) on six values (or vectors) `d`:
+/// `Bᵀ = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+/// [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]`,
+/// evaluated with the shared terms `d4 - 4 d2`, `d3 - 4 d1`, `d4 - d2` and
+/// `2 (d3 - d1)`. Generic over the arithmetic so that the portable and the
+/// AVX2 transforms are one formula.
+#[inline(always)]
+fn input_rows5<T: Copy>(d: [T; 6], ops: &impl TransformOps<T>) -> [T; 6] {
+    let p = ops.fma(-4.0, d[2], d[4]);
+    let q = ops.fma(-4.0, d[1], d[3]);
+    let r = ops.sub(d[4], d[2]);
+    let s = ops.scale(2.0, ops.sub(d[3], d[1]));
+    [
+        ops.fma(4.0, d[0], ops.fma(-5.0, d[2], d[4])),
+        ops.add(p, q),
+        ops.sub(p, q),
+        ops.add(r, s),
+        ops.sub(r, s),
+        ops.fma(4.0, d[1], ops.fma(-5.0, d[3], d[5])),
+    ]
+}
+
+/// `Aᵀ m` for F(2, 5) on six values (or vectors):
+/// `Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]`.
+#[inline(always)]
+fn output_rows5<T: Copy>(m: [T; 6], ops: &impl TransformOps<T>) -> [T; 2] {
+    let (a, b) = (ops.add(m[1], m[2]), ops.sub(m[1], m[2]));
+    let (c, d) = (ops.add(m[3], m[4]), ops.sub(m[3], m[4]));
+    [
+        ops.add(ops.add(m[0], a), c),
+        ops.add(ops.fma(2.0, d, b), m[5]),
+    ]
+}
+
+/// The arithmetic the F(2, 5) transforms need, on `f32` or on AVX2
+/// vectors.
+trait TransformOps<T> {
+    fn add(&self, a: T, b: T) -> T;
+    fn sub(&self, a: T, b: T) -> T;
+    /// `c * a`.
+    fn scale(&self, c: f32, a: T) -> T;
+    /// `c * a + b` (fused where the instruction set has it).
+    fn fma(&self, c: f32, a: T, b: T) -> T;
+}
+
+/// [`TransformOps`] on `f32`.
+struct ScalarOps;
+
+impl TransformOps<f32> for ScalarOps {
+    #[inline(always)]
+    fn add(&self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(&self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn scale(&self, c: f32, a: f32) -> f32 {
+        c * a
+    }
+    #[inline(always)]
+    fn fma(&self, c: f32, a: f32, b: f32) -> f32 {
+        c * a + b
+    }
+}
+
+/// [`TransformOps`] on AVX2 + FMA vectors; only made where the CPU has
+/// them.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2Ops(());
+
+#[cfg(target_arch = "x86_64")]
+impl TransformOps<std::arch::x86_64::__m256> for Avx2Ops {
+    #[inline(always)]
+    fn add(
+        &self,
+        a: std::arch::x86_64::__m256,
+        b: std::arch::x86_64::__m256,
+    ) -> std::arch::x86_64::__m256 {
+        // SAFETY: an `Avx2Ops` exists only where AVX2 and FMA are present.
+        unsafe { std::arch::x86_64::_mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(
+        &self,
+        a: std::arch::x86_64::__m256,
+        b: std::arch::x86_64::__m256,
+    ) -> std::arch::x86_64::__m256 {
+        // SAFETY: as for `add`.
+        unsafe { std::arch::x86_64::_mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn scale(&self, c: f32, a: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+        // SAFETY: as for `add`.
+        unsafe { std::arch::x86_64::_mm256_mul_ps(std::arch::x86_64::_mm256_set1_ps(c), a) }
+    }
+    #[inline(always)]
+    fn fma(
+        &self,
+        c: f32,
+        a: std::arch::x86_64::__m256,
+        b: std::arch::x86_64::__m256,
+    ) -> std::arch::x86_64::__m256 {
+        // SAFETY: as for `add`.
+        unsafe { std::arch::x86_64::_mm256_fmadd_ps(std::arch::x86_64::_mm256_set1_ps(c), a, b) }
+    }
+}
+
+/// The F(2, 5) input transform of [`LANES`] tiles, portable: as
+/// [`input_tile8_scalar`] with six input rows of six columns (row `r`'s
+/// even columns at `2 r len`, odd at `(2 r + 1) len`; column `2c` of tile
+/// `l` is `e[l + c]`, column `2c + 1` is `o[l + c]`).
+fn input_tile8_scalar5(eo: &[f32], len: usize, v: &mut [f32], pstride: usize) {
+    for l in 0..LANES {
+        // z[r] = (d B) row r = Bᵀ applied to the row's six columns.
+        let z: [[f32; 6]; 6] = std::array::from_fn(|r| {
+            let e = &eo[2 * r * len + l..][..3];
+            let o = &eo[(2 * r + 1) * len + l..][..3];
+            input_rows5([e[0], o[0], e[1], o[1], e[2], o[2]], &ScalarOps)
+        });
+        for j in 0..6 {
+            let col = input_rows5(std::array::from_fn(|r| z[r][j]), &ScalarOps);
+            for (i, c) in col.into_iter().enumerate() {
+                v[(i * 6 + j) * pstride + l] = c;
+            }
+        }
+    }
+}
+
+/// The F(2, 5) input transform of one segment with AVX2, as
+/// [`input_segment_avx2`]: six input rows, each tile reading six columns
+/// (the even and odd columns at shifts of 0, 1 and 2 tiles).
+///
+/// # Safety
+/// As [`input_segment_avx2`], for the 36 positions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_segment5_avx2(
+    plane: &[f32],
+    g: &ConvGeom,
+    ty: usize,
+    tx0: usize,
+    n: usize,
+    v: *mut f32,
+    pstride: usize,
+    dst: impl Fn(usize) -> usize,
+) {
+    use std::arch::x86_64::*;
+    let ops = Avx2Ops(());
+    // The 8 tiles of a group read 20 input columns from c0 = 2 (tx0+k) - p.
+    let mut rows = GroupRows::<6, { 2 * LANES + 4 }>::new(plane, g, ty);
+    for k in (0..n).step_by(LANES) {
+        let src = rows.sources(2 * (tx0 + k) as isize - g.pw as isize);
+        let v = v.add(dst(k));
+        // Row i of Bᵀ d on the raw columns at `off`, then (Bᵀ d) B per row
+        // of Bᵀ d from its even and odd columns at shifts 0, 1, 2 tiles.
+        for i in 0..6 {
+            let row = |off: usize| {
+                let d: [__m256; 6] = std::array::from_fn(|r| _mm256_loadu_ps(src[r].add(off)));
+                input_rows5(d, &ops)[i]
+            };
+            let (e0, o0) = deinterleave_avx2(row(0), row(8));
+            let (e1, o1) = deinterleave_avx2(row(2), row(10));
+            let (e2, o2) = deinterleave_avx2(row(4), row(12));
+            let out = input_rows5([e0, o0, e1, o1, e2, o2], &ops);
+            for (j, val) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(v.add((6 * i + j) * pstride), val);
+            }
+        }
+    }
+}
+
+/// The F(2, 5) output transform of [`LANES`] tiles, portable (as
+/// [`output_tile8_scalar`], positions `6 i + j`).
+fn output_tile8_scalar5(m: &[f32], pstride: usize, bias: f32, out: &mut [[f32; 2 * LANES]; 2]) {
+    for l in 0..LANES {
+        let t = |p: usize| m[p * pstride + l];
+        // s[j] = (Aᵀ M) column j, then Y = s A.
+        let s: [[f32; 2]; 6] = std::array::from_fn(|j| {
+            output_rows5(std::array::from_fn(|i| t(6 * i + j)), &ScalarOps)
+        });
+        for (r, o) in out.iter_mut().enumerate() {
+            let y = output_rows5(std::array::from_fn(|j| s[j][r]), &ScalarOps);
+            o[2 * l] = y[0] + bias;
+            o[2 * l + 1] = y[1] + bias;
+        }
+    }
+}
+
+/// The F(2, 5) output transform of one segment with AVX2, as
+/// [`output_segment_avx2`] for the 36 positions.
+///
+/// # Safety
+/// As [`output_segment_avx2`], with `p < 36`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn output_segment5_avx2(
+    m: *const f32,
+    pstride: usize,
+    bias: f32,
+    cols: usize,
+    row0: *mut f32,
+    row1: Option<*mut f32>,
+) {
+    use std::arch::x86_64::*;
+    let ops = Avx2Ops(());
+    let b = _mm256_set1_ps(bias);
+    for k in (0..cols).step_by(2 * LANES) {
+        let t = |p: usize| _mm256_loadu_ps(m.add(p * pstride + k / 2));
+        // Aᵀ M, column by column: s[j][r] is its row r, column j.
+        let s: [[__m256; 2]; 6] =
+            std::array::from_fn(|j| output_rows5(std::array::from_fn(|i| t(6 * i + j)), &ops));
+        for (r, row) in [Some(row0), row1].into_iter().enumerate() {
+            let Some(row) = row else { continue };
+            // The two output columns of each tile.
+            let y = output_rows5(std::array::from_fn(|j| s[j][r]), &ops);
+            let (even, odd) = (_mm256_add_ps(y[0], b), _mm256_add_ps(y[1], b));
+            let lo = _mm256_unpacklo_ps(even, odd);
+            let hi = _mm256_unpackhi_ps(even, odd);
+            let dst = row.add(k);
+            if cols - k >= 2 * LANES {
+                _mm256_storeu_ps(dst, lo);
+                _mm256_storeu_ps(dst.add(LANES), hi);
+            } else {
+                let mut out = [0.0f32; 2 * LANES];
+                _mm256_storeu_ps(out.as_mut_ptr(), lo);
+                _mm256_storeu_ps(out.as_mut_ptr().add(LANES), hi);
+                std::ptr::copy_nonoverlapping(out.as_ptr(), dst, cols - k);
+            }
+        }
+    }
+}
+
+/// The `pos` products `M_p = U_p V_p` of one block: `m` is
+/// `[p][co][tile]` (row stride `tpad`), of which rows `co < cout` are
+/// computed.
+#[allow(clippy::too_many_arguments)]
+fn multiply(
+    isa: Isa,
+    u: &[f32],
+    v: &[f32],
+    m: &mut [f32],
+    cout: usize,
+    plan: &Plan,
+    tpad: usize,
+    pos: usize,
+) {
     let cin = plan.cin;
     let ups = plan.cout_pad * cin;
     let (vps, mps) = (plan.v_stride(tpad), plan.m_stride(tpad));
-    assert!(u.len() >= POS * ups && v.len() >= POS * vps && m.len() >= POS * mps);
-    for p in 0..POS {
+    assert!(u.len() >= pos * ups && v.len() >= pos * vps && m.len() >= pos * mps);
+    for p in 0..pos {
         let (up, vp) = (&u[p * ups..][..ups], &v[p * vps..][..vps]);
         let mp = &mut m[p * mps..][..mps];
         for panel in 0..tpad / NR {
@@ -641,7 +1017,7 @@ unsafe fn micro_kernel_avx2<const R: usize>(
 /// `y_img` must be valid for writing `C_out` planes of `oh x ow`, and no
 /// other thread may access the pixels of tiles `b0..b1` during the call.
 #[allow(clippy::too_many_arguments)]
-unsafe fn output_transform(
+unsafe fn output_transform<const K: usize>(
     isa: Isa,
     m: &[f32],
     epi: Epilogue,
@@ -652,8 +1028,8 @@ unsafe fn output_transform(
     tpad: usize,
     y_img: *mut f32,
 ) {
-    let pstride = plan.m_stride(tpad);
-    let m = &m[..POS * pstride];
+    let (pstride, pos) = (plan.m_stride(tpad), positions(K));
+    let m = &m[..pos * pstride];
     let (oh, ow) = (g.oh, g.ow);
     for (ty, tx0, tx1, off) in plan.rows(b0, b1) {
         // Rows 2 ty and (if inside) 2 ty + 1; the segment's output columns
@@ -666,7 +1042,8 @@ unsafe fn output_transform(
         let cols = (2 * tx1).min(ow) - ox0;
         for co in 0..g.cout {
             let bv = epi.bias_of(co);
-            let src = &m[co * tpad + off..][..15 * pstride + cols.div_ceil(2 * LANES) * LANES];
+            let src =
+                &m[co * tpad + off..][..(pos - 1) * pstride + cols.div_ceil(2 * LANES) * LANES];
             // Columns ox0..ox0+cols < ow of row 2 ty < oh and, if
             // `two_rows`, of row 2 ty + 1 < oh of plane co: inside `y_img`,
             // pixels of this block's tiles (contract).
@@ -675,15 +1052,23 @@ unsafe fn output_transform(
             #[cfg(target_arch = "x86_64")]
             if isa.use_avx2_fma() {
                 // SAFETY: the CPU supports AVX2; `src` holds the groups'
-                // 16 vectors at multiples of `pstride` (slice length); the
-                // rows as above.
-                output_segment_avx2(src.as_ptr(), pstride, bv, cols, row0, row1);
+                // `pos` vectors at multiples of `pstride` (slice length);
+                // the rows as above.
+                if K == 3 {
+                    output_segment_avx2(src.as_ptr(), pstride, bv, cols, row0, row1);
+                } else {
+                    output_segment5_avx2(src.as_ptr(), pstride, bv, cols, row0, row1);
+                }
                 relu_rows(epi, cols, row0, row1);
                 continue;
             }
             for k in (0..cols).step_by(2 * LANES) {
                 let mut out = [[0.0f32; 2 * LANES]; 2];
-                output_tile8_scalar(&src[k / 2..], pstride, bv, &mut out);
+                if K == 3 {
+                    output_tile8_scalar(&src[k / 2..], pstride, bv, &mut out);
+                } else {
+                    output_tile8_scalar5(&src[k / 2..], pstride, bv, &mut out);
+                }
                 let c = (cols - k).min(2 * LANES);
                 // SAFETY: columns k..k+c of the rows above (k + c <= cols).
                 std::ptr::copy_nonoverlapping(out[0].as_ptr(), row0.add(k), c);
@@ -820,7 +1205,7 @@ pub(super) fn backward_weight_isa(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeom,
         let tpad = (b1 - b0).next_multiple_of(NR);
         let v_len = POS * plan.v_stride(tpad);
         let u_len = POS * (tpad * cop + SKEW);
-        let eo_len = 8 * (plan.twp + 1);
+        let eo_len = eo_len::<3>(&plan);
         // A tile row segment has at most `tpad` tiles (2 columns each).
         let stage_len = 4 * tpad * cop;
         with_scratch(v_len + u_len + eo_len + stage_len, |s| {
@@ -828,7 +1213,7 @@ pub(super) fn backward_weight_isa(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeom,
             let (u, s) = s.split_at_mut(u_len);
             let (eo, stage) = s.split_at_mut(eo_len);
             let x_img = &x[n * cin * in_plane..][..cin * in_plane];
-            input_transform(isa, x_img, g, &plan, b0, b1, tpad, v, eo);
+            input_transform::<3>(isa, x_img, g, &plan, b0, b1, tpad, v, eo);
             let dy_img = &dy[n * cout * out_plane..][..cout * out_plane];
             gradient_transform(isa, dy_img, g, &plan, b0, b1, tpad, cop, permuted, u, stage);
             gradient_products(isa, u, v, plan.v_stride(tpad), cop, cin, tpad, acc);
@@ -1111,21 +1496,34 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn geom(n: usize, cin: usize, cout: usize, h: usize, w: usize, p: usize) -> ConvGeom {
+        geom_k(3, n, cin, cout, h, w, p)
+    }
+
+    /// A `k x k` stride-1 convolution.
+    fn geom_k(
+        k: usize,
+        n: usize,
+        cin: usize,
+        cout: usize,
+        h: usize,
+        w: usize,
+        p: usize,
+    ) -> ConvGeom {
         ConvGeom {
             n,
             cin,
             h,
             w,
             cout,
-            kh: 3,
-            kw: 3,
+            kh: k,
+            kw: k,
             sh: 1,
             sw: 1,
             ph: p,
             pw: p,
             groups: 1,
-            oh: h + 2 * p - 2,
-            ow: w + 2 * p - 2,
+            oh: h + 2 * p + 1 - k,
+            ow: w + 2 * p + 1 - k,
         }
     }
 
@@ -1151,10 +1549,11 @@ mod tests {
         v
     }
 
-    /// All shapes of the tests: every size 1..=7 (both paddings, where the
-    /// output is not empty), then wider images with several blocks per
-    /// tile row, several tile rows per block, odd sizes and many channels.
-    fn shapes() -> Vec<(usize, usize, usize, usize, usize, usize)> {
+    /// All shapes of the tests for `k x k` kernels: every size 1..=7 (both
+    /// paddings, where the output is not empty), then wider images with
+    /// several blocks per tile row, several tile rows per block, odd sizes
+    /// and many channels.
+    fn shapes(k: usize) -> Vec<(usize, usize, usize, usize, usize, usize)> {
         let chans = [
             (1, 1),
             (3, 5),
@@ -1168,10 +1567,10 @@ mod tests {
         ];
         let mut v = Vec::new();
         let mut i = 0;
-        for p in [0, 1] {
+        for p in [0, k / 2] {
             for h in 1..=7 {
                 for w in 1..=7 {
-                    if h + 2 * p >= 3 && w + 2 * p >= 3 {
+                    if h + 2 * p >= k && w + 2 * p >= k {
                         let (cin, cout) = chans[i % chans.len()];
                         i += 1;
                         v.push((2, cin, cout, h, w, p));
@@ -1187,6 +1586,8 @@ mod tests {
             (2, 64, 32, 6, 300, 1),
             (1, 192, 64, 19, 97, 1),
             (2, 24, 3, 33, 31, 0),
+            // SRCNN's middle layer on a training batch (valid, 25² -> 21²).
+            (4, 64, 32, 25, 25, 0),
         ]);
         v
     }
@@ -1194,9 +1595,13 @@ mod tests {
     #[test]
     fn forward_matches_im2col() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut worst = [0.0f32; 2];
-        for (n, cin, cout, h, w, p) in shapes() {
-            let g = geom(n, cin, cout, h, w, p);
+        let mut worst = [[0.0f32; 2]; 2];
+        for (ki, (k, (n, cin, cout, h, w, p))) in [3, 5]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(ki, k)| shapes(k).into_iter().map(move |s| (ki, (k, s))))
+        {
+            let g = geom_k(k, n, cin, cout, h, w, p);
             let x = uniform(g.x_len(), &mut rng);
             let wt = uniform(g.w_len(), &mut rng);
             let bias = uniform(cout, &mut rng);
@@ -1213,23 +1618,23 @@ mod tests {
                     assert!(want.iter().all(|&v| v >= 0.0), "{g:?}");
                     assert!(g.y_len() < 64 || want.contains(&0.0), "{g:?}");
                 }
-                for (k, isa) in isas().into_iter().enumerate() {
+                for (i, isa) in isas().into_iter().enumerate() {
                     let mut got = vec![f32::NAN; g.y_len()];
                     forward_isa(isa, &x, &wt, epi, &g, &mut got);
                     let e = rel_err(&got, &want);
-                    worst[k] = worst[k].max(e);
+                    worst[ki][i] = worst[ki][i].max(e);
                     assert!(e <= 1e-4, "{isa:?} rel err {e} for {g:?}");
                 }
             }
         }
-        println!("winograd forward: max |err| / max |y| = {worst:?} (scalar, AVX2)");
+        println!("winograd forward: max |err| / max |y| = {worst:?} ([3x3, 5x5] x [scalar, AVX2])");
     }
 
     #[test]
     fn backward_weight_matches_im2col() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
         let mut worst = [0.0f32; 2];
-        for (n, cin, cout, h, w, p) in shapes() {
+        for (n, cin, cout, h, w, p) in shapes(3) {
             let g = geom(n, cin, cout, h, w, p);
             let x = uniform(g.x_len(), &mut rng);
             let dy = uniform(g.y_len(), &mut rng);
@@ -1248,16 +1653,20 @@ mod tests {
 
     #[test]
     fn backward_input_matches_im2col() {
-        // Padding 0 here means a padding-2 ("full") Winograd convolution.
+        // Padding 0 here means a padding-(k - 1) ("full") Winograd
+        // convolution.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
-        for (n, cin, cout, h, w, p) in [
-            (2, 16, 32, 9, 13, 1),
-            (1, 64, 64, 30, 41, 1),
-            (2, 48, 16, 11, 16, 0),
-            (1, 20, 20, 10, 16, 0),
+        for (k, n, cin, cout, h, w, p) in [
+            (3, 2, 16, 32, 9, 13, 1),
+            (3, 1, 64, 64, 30, 41, 1),
+            (3, 2, 48, 16, 11, 16, 0),
+            (3, 1, 20, 20, 10, 16, 0),
+            (5, 2, 16, 32, 9, 13, 2),
+            (5, 4, 64, 32, 25, 25, 0),
+            (5, 1, 20, 24, 30, 33, 1),
         ] {
-            let g = geom(n, cin, cout, h, w, p);
-            let gt = g.transposed_3x3().expect("3x3 stride 1");
+            let g = geom_k(k, n, cin, cout, h, w, p);
+            let gt = g.transposed().expect("square, stride 1");
             assert!(applies(&gt), "{gt:?}");
             let dy = uniform(g.y_len(), &mut rng);
             let wt = uniform(g.w_len(), &mut rng);
