@@ -247,6 +247,16 @@ fn resumed_run_equals_uninterrupted_run() {
             .collect()
     };
     assert_eq!(strip(log("whole.log.csv")), strip(log("parts.log.csv")));
+
+    // Larger patches for the rest of a run (a schedule change, like the
+    // batch size): resumed from step 40, not refused.
+    let mut bigger = full.clone();
+    bigger.patch += 8;
+    bigger.steps = 60;
+    train(&bigger, &parts, true, &mut Silent).unwrap();
+    let rows = log("parts.log.csv");
+    assert!(rows.lines().last().unwrap().starts_with("60,"), "{rows}");
+    assert_eq!(rows.lines().count(), 4, "{rows}");
 }
 
 #[test]

@@ -87,7 +87,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1000)]
     val_every: u64,
 
-    /// Continue the run whose checkpoint sits beside --out.
+    /// Continue the run whose checkpoint sits beside --out (--steps, --lr,
+    /// --lr-halve-every, --batch, --patch and --val-every may differ from
+    /// the run's; the rest must match).
     #[arg(long)]
     resume: bool,
 

@@ -380,24 +380,26 @@ pub fn train(
     };
     if resume {
         let (adam_state, saved) = load_checkpoint(&files.checkpoint, &mut model)?;
-        // The schedule (length, learning rate, batch size, validation
-        // interval) may change on resume; what defines the model and its
-        // data may not.
+        // The schedule (length, learning rate, batch and patch size,
+        // validation interval) may change on resume — a step's batch is a
+        // pure function of (seed, step, batch, patch) — and what defines
+        // the model and its data may not.
         let same_run = TrainConfig {
             steps: config.steps,
             val_every: config.val_every,
             lr: config.lr,
             lr_halve_every: config.lr_halve_every,
             batch: config.batch,
+            patch: config.patch,
             init: config.init.clone(),
             ..saved.config.clone()
         } == *config;
         if !same_run {
             return Err(Error::invalid(
                 "resume",
-                "the checkpoint was made with a different model, data, patch size, loss or \
-                 seed (only --steps, --lr, --lr-halve-every, --batch and --val-every may \
-                 change on resume)",
+                "the checkpoint was made with a different model, data, loss or seed (only \
+                 --steps, --lr, --lr-halve-every, --batch, --patch and --val-every may change \
+                 on resume)",
             ));
         }
         adam = Adam::from_state(&model.params, adam.config, adam_state)?;
