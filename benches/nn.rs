@@ -11,12 +11,13 @@
 //!   convolutions, ReLU) training step on a batch of 16 33x33 patches:
 //!   forward, MSE, backward, Adam update;
 //! - `conv_winograd`: 3x3 stride-1 padding-1 convolutions of SR-network
-//!   shapes and SRCNN's 5x5 64 -> 32 layer (forward, and the input
-//!   gradient's convolution), the default path (Winograd F(2x2, 3x3) /
-//!   F(2x2, 5x5)) against
+//!   shapes and SRCNN's 5x5 64 -> 32 layer (forward, the input
+//!   gradient's convolution, and a table of weight gradients), the default
+//!   path (Winograd F(2x2, 3x3) / F(2x2, 5x5)) against
 //!   `Cpu::conv2d_gemm` (the GEMM path), 1 thread, interleaved
 //!   thread-CPU-time medians; `NN_WINOGRAD_SWEEP=1` adds the small shapes
-//!   the dispatch thresholds in `src/nn/kernels/winograd.rs` come from.
+//!   the dispatch thresholds in `src/nn/kernels/winograd.rs` come from;
+//!   `NN_WEIGHT_GRAD_ONLY=1` runs only the weight-gradient table.
 //!
 //! Each with 2 and 1 rayon threads. Inputs are deterministic (seeded).
 //! `NN_BREAKDOWN=1` adds single-thread CPU-time figures and a per-layer
@@ -440,6 +441,9 @@ fn conv_winograd(_c: &mut Criterion) {
             .map(|(n, ci, co, h, w)| (n, ci, co, h, w, 3, 1)),
         );
     }
+    if std::env::var_os("NN_WEIGHT_GRAD_ONLY").is_some() {
+        cases.clear();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let p = pool(1);
     println!("| conv | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
@@ -459,6 +463,46 @@ fn conv_winograd(_c: &mut Criterion) {
             median_cpu_ms_pair(
                 || drop(CPU.conv2d_gemm(&x, &wt, Some(&b), cfg).expect("conv")),
                 || drop(CPU.conv2d(&x, &wt, Some(&b), cfg).expect("conv")),
+                runs,
+            )
+        });
+        println!(
+            "| {k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
+            gflop / old * 1e3,
+            gflop / new * 1e3,
+            old / new
+        );
+    }
+    println!();
+    println!("| weight gradient | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
+    println!("|---|---|---|---|---|---|");
+    for (n, cin, cout, h, w, k, pad) in [
+        (1, 64, 64, 256, 256, 3, 1),
+        // Training batches of 24², 32² and 48² patches.
+        (16, 64, 64, 24, 24, 3, 1),
+        (16, 64, 64, 32, 32, 3, 1),
+        (16, 64, 64, 48, 48, 3, 1),
+        // SRCNN 9-5-5's middle layer: training batches of 33², 41² and 48²
+        // patches (valid), and a whole image.
+        (16, 64, 32, 25, 25, 5, 0),
+        (16, 64, 32, 33, 33, 5, 0),
+        (32, 64, 32, 40, 40, 5, 0),
+        (1, 64, 32, 256, 256, 5, 2),
+    ] {
+        let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
+        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        let dy = Tensor::uniform(&[n, cout, oh, ow], -1.0, 1.0, &mut rng);
+        let cfg = Conv2dConfig {
+            padding: pad,
+            ..Default::default()
+        };
+        let ws = [cout, cin, k, k];
+        let gflop = 2.0 * (n * cin * cout * k * k * oh * ow) as f64 / 1e9;
+        let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
+        let (old, new) = p.install(|| {
+            median_cpu_ms_pair(
+                || drop(CPU.conv2d_backward_weight_gemm(&x, &dy, &ws, cfg).expect("dw")),
+                || drop(CPU.conv2d_backward_weight(&x, &dy, &ws, cfg).expect("dw")),
                 runs,
             )
         });

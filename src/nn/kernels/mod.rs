@@ -1139,6 +1139,13 @@ pub(crate) fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &m
     if winograd::applies_weight(g) {
         return winograd::backward_weight(x, dy, g, dw);
     }
+    conv2d_backward_weight_gemm(x, dy, g, dw)
+}
+
+/// [`conv2d_backward_weight`] without Winograd: the direct, tap-wise or
+/// im2col + GEMM kernels (for comparisons).
+pub(crate) fn conv2d_backward_weight_gemm(x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
+    assert!(x.len() == g.x_len() && dw.len() == g.w_len() && dy.len() == g.y_len());
     if g.use_direct() {
         return direct_backward_weight(x, dy, g, dw);
     }
