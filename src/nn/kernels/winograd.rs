@@ -7,15 +7,22 @@
 //! pair instead of the direct 100, 2.78x fewer), `Bᵀ` of F(4, 3) on the
 //! points 0, ±1, ±2 and `G` with sixths and twenty-fourths ([`G5`]):
 //! results differ from the direct sums by ~7e-6 of the output's magnitude.
-//! SRCNN's 5x5 64 -> 32 layer, 1 thread, interleaved CPU-time medians
-//! (`cargo bench --bench nn -- conv_winograd`): 1x64x256x256 94.1 ->
-//! 53.1 ms (1.77x); a training batch 16x64x25x25 (21x21 outputs, only 63 %
-//! of the computed tile pixels in the image) 1.05x; its input gradient's
-//! padding-4 convolution 16x32x21x21 1.30-1.44x. Its weight gradient runs
-//! the transposed F(5x5, 2x2) like the 3x3 layers' (below): error ~9e-6 of
-//! the gradient's magnitude; against the direct kernels (same bench, two
-//! runs) 1x64x256x256 1.59x / 1.58x, training batches 32x64x40x40
-//! 1.32x / 1.13x, 16x64x33x33 1.36x, 16x64x25x25 0.95x / 1.05x.
+//! Its weight gradient runs the transposed F(5x5, 2x2) like the 3x3
+//! layers' (below): error ~9e-6 of the gradient's magnitude. The 6x6 input
+//! transform computes all six rows of `Bᵀ d` from one load per input row
+//! and column shift (36 loads per 8 tiles instead of 216): 17 % fewer
+//! instructions for a whole 16x64x52x52 forward (callgrind), 1.25x faster.
+//!
+//! SRCNN's 5x5 64 -> 32 layer against the direct kernels, 1 thread,
+//! interleaved CPU-time medians (`cargo bench --bench nn --
+//! conv_winograd`; 21x21 outputs use only 63 % of the computed tile pixels):
+//!
+//! | | forward | input gradient (transposed, padding 4) | weight gradient |
+//! |---|---|---|---|
+//! | 1x64x256x256 | 2.37x | | 1.91x |
+//! | 16x64x25x25 (33² patches) | 1.33x | 1.56x (16x32x21x21) | 1.18x |
+//! | 16x64x33x33 | | | 1.46x |
+//! | 32x64x40x40 (48² patches) | | | 1.37x |
 //!
 //! Each 2x2 block ("tile") of output pixels of one channel depends on a 4x4
 //! block `d` of every input plane. With the 4x4 transformed input
@@ -827,17 +834,26 @@ unsafe fn input_segment5_avx2(
     for k in (0..n).step_by(LANES) {
         let src = rows.sources(2 * (tx0 + k) as isize - g.pw as isize);
         let v = v.add(dst(k));
-        // Row i of Bᵀ d on the raw columns at `off`, then (Bᵀ d) B per row
-        // of Bᵀ d from its even and odd columns at shifts 0, 1, 2 tiles.
-        for i in 0..6 {
-            let row = |off: usize| {
+        // Bᵀ d on the raw columns, all six rows at once, split into the
+        // even and odd columns at shifts of 0, 1 and 2 tiles: `t[i]` holds
+        // the six columns of row i of every tile. Then (Bᵀ d) B per row.
+        // (Computing one row of Bᵀ d at a time from fresh loads, as the 3x3
+        // transform does, took 6x the loads and spilled anyway.)
+        let mut t = [[_mm256_setzero_ps(); 6]; 6];
+        for shift in 0..3 {
+            let rows = |off: usize| {
                 let d: [__m256; 6] = std::array::from_fn(|r| _mm256_loadu_ps(src[r].add(off)));
-                input_rows5(d, &ops)[i]
+                input_rows5(d, &ops)
             };
-            let (e0, o0) = deinterleave_avx2(row(0), row(8));
-            let (e1, o1) = deinterleave_avx2(row(2), row(10));
-            let (e2, o2) = deinterleave_avx2(row(4), row(12));
-            let out = input_rows5([e0, o0, e1, o1, e2, o2], &ops);
+            let (lo, hi) = (rows(2 * shift), rows(2 * shift + 8));
+            for (ti, (l, h)) in t.iter_mut().zip(lo.into_iter().zip(hi)) {
+                let (e, o) = deinterleave_avx2(l, h);
+                ti[2 * shift] = e;
+                ti[2 * shift + 1] = o;
+            }
+        }
+        for (i, ti) in t.into_iter().enumerate() {
+            let out = input_rows5(ti, &ops);
             for (j, val) in out.into_iter().enumerate() {
                 _mm256_storeu_ps(v.add((6 * i + j) * pstride), val);
             }
