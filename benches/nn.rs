@@ -383,6 +383,17 @@ fn median_cpu_ms_pair(mut a: impl FnMut(), mut b: impl FnMut(), runs: usize) -> 
 /// direct-convolution FLOPs (`2 C_in C_out 9 H W`) per second for both.
 /// `NN_WINOGRAD_SWEEP=1` adds the small shapes the dispatch thresholds
 /// were chosen from.
+/// One row of [`conv_winograd`]'s tables: times and GFLOP/s of the GEMM
+/// path (`old`) and the default path (`new`), and the speed-up.
+fn print_speedup_row(label: &str, gflop: f64, old: f64, new: f64) {
+    println!(
+        "| {label} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
+        gflop / old * 1e3,
+        gflop / new * 1e3,
+        old / new
+    );
+}
+
 fn conv_winograd(_c: &mut Criterion) {
     if !selected("conv_winograd") {
         return;
@@ -466,12 +477,8 @@ fn conv_winograd(_c: &mut Criterion) {
                 runs,
             )
         });
-        println!(
-            "| {k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
-            gflop / old * 1e3,
-            gflop / new * 1e3,
-            old / new
-        );
+        let label = format!("{k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w}");
+        print_speedup_row(&label, gflop, old, new);
     }
     println!();
     println!("| weight gradient | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
@@ -501,17 +508,18 @@ fn conv_winograd(_c: &mut Criterion) {
         let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
         let (old, new) = p.install(|| {
             median_cpu_ms_pair(
-                || drop(CPU.conv2d_backward_weight_gemm(&x, &dy, &ws, cfg).expect("dw")),
+                || {
+                    drop(
+                        CPU.conv2d_backward_weight_gemm(&x, &dy, &ws, cfg)
+                            .expect("dw"),
+                    )
+                },
                 || drop(CPU.conv2d_backward_weight(&x, &dy, &ws, cfg).expect("dw")),
                 runs,
             )
         });
-        println!(
-            "| {k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w} | {old:.2} ms | {:.1} | {new:.2} ms | {:.1} | {:.2}x |",
-            gflop / old * 1e3,
-            gflop / new * 1e3,
-            old / new
-        );
+        let label = format!("{k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w}");
+        print_speedup_row(&label, gflop, old, new);
     }
 }
 

@@ -23,8 +23,16 @@ fn main() -> srkit::Result<()> {
         std::process::exit(2);
     }
     let num = |i: usize| -> usize { args[i].parse().expect("a number") };
-    let (n, cin, cout, h, w, k, pad, runs) =
-        (num(2), num(3), num(4), num(5), num(6), num(7), num(8), num(9));
+    let (n, cin, cout, h, w, k, pad, runs) = (
+        num(2),
+        num(3),
+        num(4),
+        num(5),
+        num(6),
+        num(7),
+        num(8),
+        num(9),
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
     let wt = Tensor::uniform(&[cout, cin, k, k], -0.05, 0.05, &mut rng);

@@ -297,11 +297,26 @@ impl Cpu {
         w_shape: &[usize],
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom_for_grad(x.shape(), w_shape, cfg, dy)?;
-        let mut dw = vec![0.0; w_shape.iter().product()];
-        kernels::conv2d_backward_weight_gemm(x.data(), dy.data(), &g, &mut dw);
-        Tensor::new(w_shape, dw)
+        conv2d_backward_weight_with(kernels::conv2d_backward_weight_gemm, x, dy, w_shape, cfg)
     }
+}
+
+/// A weight-gradient kernel: `(x, dy, geometry, dw)`.
+type WeightGradKernel = fn(&[f32], &[f32], &ConvGeom, &mut [f32]);
+
+/// A convolution's weight gradient through `kernel` (Winograd-or-GEMM, or
+/// GEMM only): the shapes checked, the gradient allocated.
+fn conv2d_backward_weight_with(
+    kernel: WeightGradKernel,
+    x: &Tensor,
+    dy: &Tensor,
+    w_shape: &[usize],
+    cfg: Conv2dConfig,
+) -> Result<Tensor> {
+    let g = conv_geom_for_grad(x.shape(), w_shape, cfg, dy)?;
+    let mut dw = vec![0.0; w_shape.iter().product()];
+    kernel(x.data(), dy.data(), &g, &mut dw);
+    Tensor::new(w_shape, dw)
 }
 
 /// A forward-convolution kernel: `(x, w, bias and activation, geometry, y)`.
@@ -579,10 +594,7 @@ impl Backend for Cpu {
         w_shape: &[usize],
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
-        let g = conv_geom_for_grad(x.shape(), w_shape, cfg, dy)?;
-        let mut dw = vec![0.0; w_shape.iter().product()];
-        kernels::conv2d_backward_weight(x.data(), dy.data(), &g, &mut dw);
-        Tensor::new(w_shape, dw)
+        conv2d_backward_weight_with(kernels::conv2d_backward_weight, x, dy, w_shape, cfg)
     }
 
     fn conv_transpose2d(

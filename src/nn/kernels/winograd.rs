@@ -1215,7 +1215,13 @@ pub(super) fn backward_weight_isa(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeom,
 }
 
 /// [`backward_weight_isa`] for `K x K` kernels, F(KxK, 2x2).
-fn backward_weight_k<const K: usize>(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeom, dw: &mut [f32]) {
+fn backward_weight_k<const K: usize>(
+    isa: Isa,
+    x: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    dw: &mut [f32],
+) {
     let (pos, side) = (positions(K), K + 1);
     let plan = Plan::new(g);
     let (cin, cout) = (g.cin, g.cout);
@@ -1248,8 +1254,9 @@ fn backward_weight_k<const K: usize>(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGe
         })
     });
     // dW = Gᵀ M G per channel pair, in f64 (it is small).
-    let gt: [[f64; 6]; K] =
-        std::array::from_fn(|k| std::array::from_fn(|i| if i < side { g_entry::<K>(i, k) } else { 0.0 }));
+    let gt: [[f64; 6]; K] = std::array::from_fn(|k| {
+        std::array::from_fn(|i| if i < side { g_entry::<K>(i, k) } else { 0.0 })
+    });
     for ci in 0..cin {
         for co in 0..cout {
             let mut mm = [[0.0f64; 6]; 6];
@@ -1642,19 +1649,24 @@ mod tests {
         v
     }
 
+    /// The geometries of [`shapes`] for 3x3 (index 0) and 5x5 (index 1)
+    /// kernels.
+    fn all_geoms() -> impl Iterator<Item = (usize, ConvGeom)> {
+        [3, 5].into_iter().enumerate().flat_map(|(ki, k)| {
+            shapes(k)
+                .into_iter()
+                .map(move |(n, cin, cout, h, w, p)| (ki, geom_k(k, n, cin, cout, h, w, p)))
+        })
+    }
+
     #[test]
     fn forward_matches_im2col() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut worst = [[0.0f32; 2]; 2];
-        for (ki, (k, (n, cin, cout, h, w, p))) in [3, 5]
-            .into_iter()
-            .enumerate()
-            .flat_map(|(ki, k)| shapes(k).into_iter().map(move |s| (ki, (k, s))))
-        {
-            let g = geom_k(k, n, cin, cout, h, w, p);
+        for (ki, g) in all_geoms() {
             let x = uniform(g.x_len(), &mut rng);
             let wt = uniform(g.w_len(), &mut rng);
-            let bias = uniform(cout, &mut rng);
+            let bias = uniform(g.cout, &mut rng);
             for (b, relu) in [
                 (None, false),
                 (Some(&bias[..]), false),
@@ -1684,12 +1696,7 @@ mod tests {
     fn backward_weight_matches_im2col() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
         let mut worst = [[0.0f32; 2]; 2];
-        for (ki, (k, (n, cin, cout, h, w, p))) in [3, 5]
-            .into_iter()
-            .enumerate()
-            .flat_map(|(ki, k)| shapes(k).into_iter().map(move |s| (ki, (k, s))))
-        {
-            let g = geom_k(k, n, cin, cout, h, w, p);
+        for (ki, g) in all_geoms() {
             let x = uniform(g.x_len(), &mut rng);
             let dy = uniform(g.y_len(), &mut rng);
             let mut want = vec![0.0; g.w_len()];
