@@ -81,8 +81,12 @@ def describe(meta):
 
 
 def flag(command, name, default):
+    """The value of `name` in the command text, its last occurrence: a card
+    lists a resumed run's lines in order, and the data line describes the
+    last one."""
     parts = command.split()
-    return parts[parts.index(name) + 1] if name in parts else default
+    last = [i for i, p in enumerate(parts[:-1]) if p == name]
+    return parts[last[-1] + 1] if last else default
 
 
 def header(path):
