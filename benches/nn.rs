@@ -376,13 +376,35 @@ fn median_cpu_ms_pair(mut a: impl FnMut(), mut b: impl FnMut(), runs: usize) -> 
     (ta[runs / 2] as f64 / 1e6, tb[runs / 2] as f64 / 1e6)
 }
 
-/// 3x3 stride-1 padding-1 convolutions (with bias) of SR-network shapes:
-/// the default path (Winograd F(2x2, 3x3) at these sizes) against
-/// [`Cpu::conv2d_gemm`](srkit::nn::Cpu::conv2d_gemm) (tap-wise / im2col
-/// GEMMs), 1 thread, interleaved thread-CPU-time medians. GFLOP/s are
-/// direct-convolution FLOPs (`2 C_in C_out 9 H W`) per second for both.
-/// `NN_WINOGRAD_SWEEP=1` adds the small shapes the dispatch thresholds
-/// were chosen from.
+/// One convolution shape of [`conv_winograd`]'s tables (stride 1).
+struct ConvCase {
+    cfg: Conv2dConfig,
+    /// Output height and width.
+    out: (usize, usize),
+    /// Direct-convolution work, GFLOP.
+    gflop: f64,
+    /// Timed runs: about 20 GFLOP in all, odd.
+    runs: usize,
+    label: String,
+}
+
+impl ConvCase {
+    fn new(n: usize, cin: usize, cout: usize, h: usize, w: usize, k: usize, pad: usize) -> Self {
+        let out = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        let gflop = 2.0 * (n * cin * cout * k * k * out.0 * out.1) as f64 / 1e9;
+        ConvCase {
+            cfg: Conv2dConfig {
+                padding: pad,
+                ..Default::default()
+            },
+            out,
+            gflop,
+            runs: ((20.0 / gflop) as usize).clamp(7, 301) | 1,
+            label: format!("{k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w}"),
+        }
+    }
+}
+
 /// One row of [`conv_winograd`]'s tables: times and GFLOP/s of the GEMM
 /// path (`old`) and the default path (`new`), and the speed-up.
 fn print_speedup_row(label: &str, gflop: f64, old: f64, new: f64) {
@@ -394,6 +416,14 @@ fn print_speedup_row(label: &str, gflop: f64, old: f64, new: f64) {
     );
 }
 
+/// 3x3 stride-1 padding-1 convolutions (with bias) of SR-network shapes and
+/// SRCNN's 5x5 layer: the default path (Winograd F(2x2, 3x3) / F(2x2, 5x5)
+/// at these sizes) against [`Cpu::conv2d_gemm`](srkit::nn::Cpu::conv2d_gemm)
+/// (tap-wise / im2col GEMMs), then a table of weight gradients (Winograd
+/// against [`Cpu::conv2d_backward_weight_gemm`](srkit::nn::Cpu::conv2d_backward_weight_gemm)), 1 thread, interleaved
+/// thread-CPU-time medians. GFLOP/s are direct-convolution FLOPs
+/// (`2 C_in C_out K² H W`) per second for both. `NN_WINOGRAD_SWEEP=1` adds
+/// the small shapes the dispatch thresholds were chosen from.
 fn conv_winograd(_c: &mut Criterion) {
     if !selected("conv_winograd") {
         return;
@@ -463,22 +493,15 @@ fn conv_winograd(_c: &mut Criterion) {
         let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
         let wt = Tensor::uniform(&[cout, cin, k, k], -0.05, 0.05, &mut rng);
         let b = Tensor::uniform(&[cout], -0.05, 0.05, &mut rng);
-        let cfg = Conv2dConfig {
-            padding: pad,
-            ..Default::default()
-        };
-        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
-        let gflop = 2.0 * (n * cin * cout * k * k * oh * ow) as f64 / 1e9;
-        let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
+        let c = ConvCase::new(n, cin, cout, h, w, k, pad);
         let (old, new) = p.install(|| {
             median_cpu_ms_pair(
-                || drop(CPU.conv2d_gemm(&x, &wt, Some(&b), cfg).expect("conv")),
-                || drop(CPU.conv2d(&x, &wt, Some(&b), cfg).expect("conv")),
-                runs,
+                || drop(CPU.conv2d_gemm(&x, &wt, Some(&b), c.cfg).expect("conv")),
+                || drop(CPU.conv2d(&x, &wt, Some(&b), c.cfg).expect("conv")),
+                c.runs,
             )
         });
-        let label = format!("{k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w}");
-        print_speedup_row(&label, gflop, old, new);
+        print_speedup_row(&c.label, c.gflop, old, new);
     }
     println!();
     println!("| weight gradient | gemm path | GFLOP/s | winograd | GFLOP/s | speed-up |");
@@ -496,30 +519,23 @@ fn conv_winograd(_c: &mut Criterion) {
         (32, 64, 32, 40, 40, 5, 0),
         (1, 64, 32, 256, 256, 5, 2),
     ] {
+        let c = ConvCase::new(n, cin, cout, h, w, k, pad);
         let x = Tensor::uniform(&[n, cin, h, w], -1.0, 1.0, &mut rng);
-        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
-        let dy = Tensor::uniform(&[n, cout, oh, ow], -1.0, 1.0, &mut rng);
-        let cfg = Conv2dConfig {
-            padding: pad,
-            ..Default::default()
-        };
+        let dy = Tensor::uniform(&[n, cout, c.out.0, c.out.1], -1.0, 1.0, &mut rng);
         let ws = [cout, cin, k, k];
-        let gflop = 2.0 * (n * cin * cout * k * k * oh * ow) as f64 / 1e9;
-        let runs = ((20.0 / gflop) as usize).clamp(7, 301) | 1;
         let (old, new) = p.install(|| {
             median_cpu_ms_pair(
                 || {
                     drop(
-                        CPU.conv2d_backward_weight_gemm(&x, &dy, &ws, cfg)
+                        CPU.conv2d_backward_weight_gemm(&x, &dy, &ws, c.cfg)
                             .expect("dw"),
                     )
                 },
-                || drop(CPU.conv2d_backward_weight(&x, &dy, &ws, cfg).expect("dw")),
-                runs,
+                || drop(CPU.conv2d_backward_weight(&x, &dy, &ws, c.cfg).expect("dw")),
+                c.runs,
             )
         });
-        let label = format!("{k}x{k} p{pad} {cin}->{cout} {n}x{cin}x{h}x{w}");
-        print_speedup_row(&label, gflop, old, new);
+        print_speedup_row(&c.label, c.gflop, old, new);
     }
 }
 

@@ -11,7 +11,9 @@
 //! layers' (below): error ~9e-6 of the gradient's magnitude. The 6x6 input
 //! transform computes all six rows of `Bᵀ d` from one load per input row
 //! and column shift (36 loads per 8 tiles instead of 216): 17 % fewer
-//! instructions for a whole 16x64x52x52 forward (callgrind), 1.25x faster.
+//! instructions for a whole 16x64x52x52 forward (`valgrind --tool=callgrind
+//! target/release/examples/time_conv fwd 16 64 32 52 52 5 0 3`), 1.25x
+//! faster (the same example with 30 runs, 6 alternating old/new runs).
 //!
 //! SRCNN's 5x5 64 -> 32 layer against the direct kernels, 1 thread,
 //! interleaved CPU-time medians (`cargo bench --bench nn --
@@ -61,7 +63,8 @@
 //! 1x64x256x256, one thread: 60.7 ms with the tap-wise GEMMs (80 GFLOP/s of
 //! direct work), 36.8 ms this way (131). On training batches the gain
 //! shrinks with the patch (tile rows padded to 8 tiles, more edge groups):
-//! 16x64 at 48² 1.44x, 32² 1.14x, 24² 0.96x / 1.04x (two runs; level).
+//! 16x64 at 48² 1.44x, 32² 1.14x, 24² 0.93-1.04x (three runs;
+//! `NN_WEIGHT_GRAD_ONLY=1 cargo bench --bench nn -- conv_winograd`).
 //!
 //! Every output element is computed by one task with a summation order that
 //! depends only on the layer's shape, so results do not depend on the
