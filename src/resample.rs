@@ -527,31 +527,60 @@ fn for_each_horizontal_strip<T, X, I, G>(
     I: Fn(usize) -> X + Sync + Send,
     G: Fn(&kernels::HorizontalPlan<'_>, usize, &mut [T], &mut X) + Sync + Send,
 {
-    let w_in = tab.in_len;
     let w_out = tab.out_len();
-    let taps = tab.taps;
-    let pmin = tab.left.iter().copied().min().unwrap_or(0);
-    let pmax = tab.left.iter().copied().max().unwrap_or(0) + taps as isize;
-    // Input column of every padded strip position.
-    let pmap: Vec<usize> = (pmin..pmax)
-        .map(|p| border_index(p, w_in, border))
-        .collect();
-    let base: Vec<usize> = tab.left.iter().map(|&l| (l - pmin) as usize).collect();
-    // The padded positions whose input columns are consecutive (all but
-    // the border's): the one run the border rule leaves intact.
-    let first = (0..pmap.len())
-        .find(|&p| pmap[p] as isize == p as isize + pmin)
-        .unwrap_or(0);
-    let last = (first..pmap.len())
-        .take_while(|&p| pmap[p] as isize == p as isize + pmin)
-        .last()
-        .map_or(first, |p| p + 1);
-    let plan = kernels::HorizontalPlan::new(w_in, &pmap, &base, taps, &tab.weights, first..last);
-    let plen = pmap.len();
+    let layout = StripLayout::new(tab, border);
+    let plan = layout.plan(tab);
+    let plen = layout.pmap.len();
     out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
         || init(plen),
         |scratch, (blk, oblk)| strip_fn(&plan, blk * STRIP, oblk, scratch),
     );
+}
+
+/// Where a horizontal pass's taps read: the padded positions of a strip.
+struct StripLayout {
+    /// Input column of every padded strip position.
+    pmap: Vec<usize>,
+    /// First padded position of each output's taps.
+    base: Vec<usize>,
+    /// The padded positions whose input columns are consecutive (all but
+    /// the border's): the one run the border rule leaves intact.
+    consecutive: std::ops::Range<usize>,
+}
+
+impl StripLayout {
+    fn new(tab: &AxisWeights, border: Border) -> StripLayout {
+        let pmin = tab.left.iter().copied().min().unwrap_or(0);
+        let pmax = tab.left.iter().copied().max().unwrap_or(0) + tab.taps as isize;
+        let pmap: Vec<usize> = (pmin..pmax)
+            .map(|p| border_index(p, tab.in_len, border))
+            .collect();
+        let base = tab.left.iter().map(|&l| (l - pmin) as usize).collect();
+        let first = (0..pmap.len())
+            .find(|&p| pmap[p] as isize == p as isize + pmin)
+            .unwrap_or(0);
+        let last = (first..pmap.len())
+            .take_while(|&p| pmap[p] as isize == p as isize + pmin)
+            .last()
+            .map_or(first, |p| p + 1);
+        StripLayout {
+            pmap,
+            base,
+            consecutive: first..last,
+        }
+    }
+
+    fn plan<'a>(&'a self, tab: &'a AxisWeights) -> kernels::HorizontalPlan<'a> {
+        let (pmap, base) = (&self.pmap, &self.base);
+        kernels::HorizontalPlan::new(
+            tab.in_len,
+            pmap,
+            base,
+            tab.taps,
+            &tab.weights,
+            self.consecutive.clone(),
+        )
+    }
 }
 
 /// Resizes the width of a `tab.in_len x h` plane into `out`
@@ -642,16 +671,28 @@ fn pass_u8(
             );
     } else {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
+        // The plan is the same for every strip: its periodic run is found once.
+        let poly = std::sync::OnceLock::new();
         for_each_horizontal_strip(
             tab,
             border,
             out,
-            |plen| vec![0.0f32; plen * STRIP],
+            // The strip, then one row's samples for the polyphase run.
+            |plen| vec![0.0f32; plen * STRIP + w_in],
             |plan, y0, oblk, strip| {
                 let nrows = oblk.len() / w_out;
                 let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+                let poly = poly.get_or_init(|| kernels::Polyphase::find(plan, &ws32));
                 done(kernels::horizontal_strip_u8(
-                    isa, plan, &ws32, delta, rows, strip, oblk, &store,
+                    isa,
+                    plan,
+                    &ws32,
+                    delta,
+                    rows,
+                    strip,
+                    oblk,
+                    poly.as_ref(),
+                    &store,
                 ));
             },
         );
@@ -1521,6 +1562,46 @@ mod tests {
         assert_eq!(checked, 4 * 3 * 6 * 2 * 2 * 6);
     }
 
+    /// Whole-factor enlargements with 2, 4 or 6 taps per output take the
+    /// 8-bit polyphase path over all but a few outputs at each border (its
+    /// sums are checked by `resize_u8_equals_resize`); downscales and other
+    /// factors do not.
+    #[test]
+    fn polyphase_run_covers_whole_factor_upscales() {
+        let run = |n_in: usize, n_out: usize, kernel: Kernel| {
+            let opts = ResizeOptions {
+                kernel,
+                ..Default::default()
+            };
+            let scale = n_out as f64 / n_in as f64;
+            let tab = AxisWeights::new(n_in, n_out, scale, kernel, opts.antialias).unwrap();
+            let layout = StripLayout::new(&tab, Border::Replicate);
+            let plan = layout.plan(&tab);
+            kernels::Polyphase::find(&plan, &tab.weights_f32()).map(|p| (p.period(), p.outputs()))
+        };
+        let cubic = Kernel::Cubic { a: -0.5 };
+        for (factor, kernel) in [
+            (2, cubic),
+            (3, cubic),
+            (4, cubic),
+            (2, Kernel::Linear),
+            (3, Kernel::Lanczos3),
+        ] {
+            let n_in = 512;
+            let (period, outputs) = run(n_in, factor * n_in, kernel).unwrap();
+            assert_eq!(period, factor, "{factor} {kernel:?}");
+            // At most a block of 8 periods plus the border's taps uncovered.
+            let uncovered = factor * n_in - outputs.len();
+            assert!(
+                uncovered <= factor * (8 + 6),
+                "{factor} {kernel:?}: {uncovered}"
+            );
+        }
+        assert_eq!(run(512, 128, cubic), None);
+        assert_eq!(run(512, 768, cubic), None);
+        assert_eq!(run(512, 4096, cubic), None);
+    }
+
     /// `resize_u8` gives `resize`'s samples, on both of its paths (the
     /// screened 8-bit one with AVX2 + FMA, the `Image` one without), for
     /// every kernel (box and linear make exact rounding ties common), both
@@ -1539,6 +1620,7 @@ mod tests {
             ResizeTarget::Scale(1.0 / 3.0),
             ResizeTarget::Scale(0.5),
             ResizeTarget::Scale(2.0),
+            ResizeTarget::Scale(3.0),
             ResizeTarget::Scale(4.0),
             ResizeTarget::Size {
                 width: 83,
