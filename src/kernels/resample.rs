@@ -921,6 +921,10 @@ unsafe fn vertical_pair_u8_avx2<F: Fn(f64) -> u8>(
     const V: usize = VBLOCK;
     let (w, taps) = (out_a.len(), a.offs.len());
     let sp = src.as_ptr();
+    // a's own taps, the shared ones (a's d.., b's ..taps - d), b's own.
+    let (a_own_w, a_own_offs) = (&a.ws32[..d], &a.offs[..d]);
+    let (shared_wa, shared_wb, shared_offs) = (&a.ws32[d..], &b.ws32[..taps - d], &a.offs[d..]);
+    let (b_own_w, b_own_offs) = (&b.ws32[taps - d..], &b.offs[taps - d..]);
     let mut x0 = 0;
     while x0 + 8 * V <= w {
         if taps >= PREFETCH_MIN_TAPS {
@@ -930,23 +934,24 @@ unsafe fn vertical_pair_u8_avx2<F: Fn(f64) -> u8>(
         let (mut acc_a, mut acc_b) = ([_mm256_setzero_ps(); V], [_mm256_setzero_ps(); V]);
         // a's own taps, then the shared ones (a's d.., b's ..taps - d),
         // then b's own: each row's taps stay in ascending order.
-        for j in 0..d {
-            let (wv, row) = (_mm256_set1_ps(a.ws32[j]), sp.add(a.offs[j] + x0));
+        // Zipped slices, not indices: no bounds checks in the tap loops.
+        for (&wt, &off) in a_own_w.iter().zip(a_own_offs) {
+            let (wv, row) = (_mm256_set1_ps(wt), sp.add(off + x0));
             for (v, s) in acc_a.iter_mut().enumerate() {
                 *s = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *s);
             }
         }
-        for j in d..taps {
-            let (wa, wb) = (_mm256_set1_ps(a.ws32[j]), _mm256_set1_ps(b.ws32[j - d]));
-            let row = sp.add(a.offs[j] + x0);
+        for ((&wa, &wb), &off) in shared_wa.iter().zip(shared_wb).zip(shared_offs) {
+            let (wa, wb) = (_mm256_set1_ps(wa), _mm256_set1_ps(wb));
+            let row = sp.add(off + x0);
             for v in 0..V {
                 let x = widen8(row.add(8 * v));
                 acc_a[v] = _mm256_fmadd_ps(wa, x, acc_a[v]);
                 acc_b[v] = _mm256_fmadd_ps(wb, x, acc_b[v]);
             }
         }
-        for j in taps - d..taps {
-            let (wv, row) = (_mm256_set1_ps(b.ws32[j]), sp.add(b.offs[j] + x0));
+        for (&wt, &off) in b_own_w.iter().zip(b_own_offs) {
+            let (wv, row) = (_mm256_set1_ps(wt), sp.add(off + x0));
             for (v, s) in acc_b.iter_mut().enumerate() {
                 *s = _mm256_fmadd_ps(wv, widen8(row.add(8 * v)), *s);
             }
