@@ -45,8 +45,9 @@
 //! Weight tables are built once per axis. The vertical pass accumulates
 //! weighted input rows into an output row in register-held blocks of
 //! columns (vectorises over `x`); the horizontal pass gathers strips of
-//! [`STRIP`] rows, interleaved, so that the tap loop vectorises over rows.
-//! Rounding and the conversion to the output type are fused into each pass's
+//! [`STRIP`] rows, interleaved, so that the tap loop vectorises over rows
+//! (on bytes, a whole-factor enlargement's interior instead vectorises
+//! along each row, one output phase at a time). Rounding and the conversion to the output type are fused into each pass's
 //! stores and written branch-free so they vectorise too. The inner loops
 //! live in the private `kernels` module, instantiated for baseline x86-64
 //! and for AVX2 (chosen at run time; 4-wide `f64`, no FMA). Work planes are

@@ -23,7 +23,9 @@
 //! proves it: they sum in `f32` with FMA, but only to decide which integer
 //! a sum rounds to, and hand every sum that the `f32` error bound cannot
 //! place to the exact `f64` loop above; their bytes equal the `f64` path's
-//! rounded output (same tests).
+//! rounded output (same tests). The 8-bit horizontal pass of a
+//! whole-factor enlargement also sums along each row rather than across a
+//! strip of rows ([`Polyphase`]): the same `f32` sums in another loop order.
 
 use std::mem::MaybeUninit;
 
@@ -278,9 +280,10 @@ impl Polyphase {
 ///
 /// `rows` holds `nrows = out.len() / base.len()` consecutive input rows of
 /// `w_in` samples. Output `x` of row `r` is the sum over taps `j`
-/// (ascending, from `0.0`) of `weights[x * taps + j] * rows[r][pmap[base[x]
-/// + j]]`, stored through `store`. `strip` (`pmap.len() * STRIP`) and `sums`
-/// (`STRIP * base.len()`) are scratch.
+/// (ascending, from `0.0`) of
+/// `weights[x * taps + j] * rows[r][pmap[base[x] + j]]`, stored through
+/// `store`. `strip` (`pmap.len() * STRIP`) and `sums` (`STRIP * base.len()`)
+/// are scratch.
 ///
 /// Panics if the slices are inconsistent (out of bounds).
 pub(crate) fn horizontal_strip<S, T, F>(
