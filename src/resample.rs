@@ -47,8 +47,9 @@
 //! columns (vectorises over `x`); the horizontal pass gathers strips of
 //! [`STRIP`] rows, interleaved, so that the tap loop vectorises over rows
 //! (on bytes, a whole-factor enlargement's interior instead vectorises
-//! along each row, one output phase at a time). Rounding and the conversion to the output type are fused into each pass's
-//! stores and written branch-free so they vectorise too. The inner loops
+//! along each row, one output phase at a time). Rounding and the
+//! conversion to the output type are fused into each pass's stores and
+//! written branch-free so they vectorise too. The inner loops
 //! live in the private `kernels` module, instantiated for baseline x86-64
 //! and for AVX2 (chosen at run time; 4-wide `f64`, no FMA). Work planes are
 //! `f32` wherever that is exact (a float image's samples; with MATLAB
@@ -517,8 +518,7 @@ fn pass_vertical<S, T, F>(
 /// [`STRIP`] output rows of a horizontal pass (`y0` its first row), in
 /// parallel; `init(padded_len)` makes each worker's `scratch`.
 fn for_each_horizontal_strip<T, X, I, G>(
-    tab: &AxisWeights,
-    border: Border,
+    plan: &kernels::HorizontalPlan<'_>,
     out: &mut [T],
     init: I,
     strip_fn: G,
@@ -528,14 +528,13 @@ fn for_each_horizontal_strip<T, X, I, G>(
     I: Fn(usize) -> X + Sync + Send,
     G: Fn(&kernels::HorizontalPlan<'_>, usize, &mut [T], &mut X) + Sync + Send,
 {
-    let w_out = tab.out_len();
-    let layout = StripLayout::new(tab, border);
-    let plan = layout.plan(tab);
-    let plen = layout.pmap.len();
-    out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
-        || init(plen),
-        |scratch, (blk, oblk)| strip_fn(&plan, blk * STRIP, oblk, scratch),
-    );
+    let plen = plan.padded_len();
+    out.par_chunks_mut(plan.out_len() * STRIP)
+        .enumerate()
+        .for_each_init(
+            || init(plen),
+            |scratch, (blk, oblk)| strip_fn(plan, blk * STRIP, oblk, scratch),
+        );
 }
 
 /// Where a horizontal pass's taps read: the padded positions of a strip.
@@ -599,9 +598,9 @@ fn pass_horizontal<S, T, F>(
     F: Fn(f64) -> T + Sync,
 {
     let (w_in, w_out) = (tab.in_len, tab.out_len());
+    let layout = StripLayout::new(tab, border);
     for_each_horizontal_strip(
-        tab,
-        border,
+        &layout.plan(tab),
         out,
         |plen| (vec![0.0f64; plen * STRIP], vec![0.0f64; w_out * STRIP]),
         |plan, y0, oblk, (strip, sums)| {
@@ -672,18 +671,17 @@ fn pass_u8(
             );
     } else {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
-        // The plan is the same for every strip: its periodic run is found once.
-        let poly = std::sync::OnceLock::new();
+        let layout = StripLayout::new(tab, border);
+        let plan = layout.plan(tab);
+        let poly = kernels::Polyphase::find(&plan, &ws32);
         for_each_horizontal_strip(
-            tab,
-            border,
+            &plan,
             out,
             // The strip, then one row's samples for the polyphase run.
             |plen| vec![0.0f32; plen * STRIP + w_in],
             |plan, y0, oblk, strip| {
                 let nrows = oblk.len() / w_out;
                 let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
-                let poly = poly.get_or_init(|| kernels::Polyphase::find(plan, &ws32));
                 done(kernels::horizontal_strip_u8(
                     isa,
                     plan,
