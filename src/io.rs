@@ -274,7 +274,8 @@ pub fn write_atomic(
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
     let folder = check_destination(path)?;
-    let mut tmp = temp_builder().tempfile_in(folder).map_err(|e| {
+    let prefix = temp_prefix(path);
+    let mut tmp = temp_builder(&prefix).tempfile_in(folder).map_err(|e| {
         let reason = format!(
             "cannot create a temporary file in {}: {e}",
             folder.display()
@@ -373,17 +374,79 @@ fn check_destination(path: &Path) -> Result<&Path> {
     }
 }
 
-/// A temporary-file builder whose name marks it as srkit's and whose mode is
-/// that of an ordinary new file.
-fn temp_builder() -> tempfile::Builder<'static, 'static> {
+/// The start of the names of [`write_atomic`]'s temporary files for `path`:
+/// `.NAME.srkit-`, hidden and tied to the file they will become, so that
+/// [`remove_stale_temp_files`] can find them again after a SIGKILL.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.srkit-")
+}
+
+/// The random part of a temporary file's name (tempfile's default length).
+const TEMP_RANDOM_CHARS: usize = 6;
+/// The end of a temporary file's name.
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A temporary-file builder for names `prefix` + random + `.tmp`, with the
+/// mode of an ordinary new file.
+fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".srkit-").suffix(".tmp");
+    builder
+        .prefix(prefix)
+        .rand_bytes(TEMP_RANDOM_CHARS)
+        .suffix(TEMP_SUFFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
     builder
+}
+
+/// Deletes the temporary files that [`write_atomic`] calls for `path` left
+/// behind when their process was killed (SIGKILL, power loss) between
+/// creating and renaming them; returns how many it removed.
+///
+/// Only names of the exact form `.NAME.srkit-XXXXXX.tmp` for `path`'s NAME
+/// are touched. Call it only when no other process can be writing `path`
+/// right now — a long job that owns its output files, at start-up — since a
+/// write in progress elsewhere would lose its temporary file.
+///
+/// # Errors
+/// [`Error::Io`] if the folder cannot be listed or a file cannot be removed.
+pub fn remove_stale_temp_files(path: &Path) -> Result<usize> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(path);
+    let entries = match fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(folder, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(folder, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_ours = name
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+            .is_some_and(|random| {
+                random.len() == TEMP_RANDOM_CHARS
+                    && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if is_ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let stale = entry.path();
+            fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Format by magic bytes, with srkit's error for empty, unknown and

@@ -528,6 +528,48 @@ fn write_atomic_replaces_on_success_only() {
     assert_eq!(listing(dir.path()), vec!["report.json"]);
 }
 
+#[test]
+fn stale_temp_files_of_one_destination_are_removed_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("run.ckpt.safetensors");
+    // The name write_atomic really gives its temporary file, seen mid-write:
+    // a SIGKILL at that moment would leave exactly this file behind.
+    let mut seen = Vec::new();
+    write_atomic(&dest, |w| {
+        seen = listing(dir.path());
+        w.write_all(b"x")
+    })
+    .unwrap();
+    let temp: Vec<_> = seen
+        .into_iter()
+        .filter(|n| n != "run.ckpt.safetensors")
+        .collect();
+    assert_eq!(temp.len(), 1, "{temp:?}");
+    assert!(
+        temp[0].starts_with(".run.ckpt.safetensors.srkit-"),
+        "{temp:?}"
+    );
+    fs::write(dir.path().join(&temp[0]), b"half").unwrap();
+    // Files that must stay: the destination itself, another destination's
+    // temporary file, and look-alikes that write_atomic would never name.
+    for keep in [
+        ".run.safetensors.srkit-abc123.tmp",
+        ".run.ckpt.safetensors.srkit-abc1234.tmp",
+        ".run.ckpt.safetensors.srkit-abc123.tmp.bak",
+        "run.ckpt.safetensors.srkit-abc123.tmp",
+    ] {
+        fs::write(dir.path().join(keep), b"keep").unwrap();
+    }
+    assert_eq!(srkit::io::remove_stale_temp_files(&dest).unwrap(), 1);
+    let left = listing(dir.path());
+    assert!(!left.contains(&temp[0]), "{left:?}");
+    assert_eq!(left.len(), 5, "{left:?}");
+    // Nothing left to remove; a missing folder is not an error.
+    assert_eq!(srkit::io::remove_stale_temp_files(&dest).unwrap(), 0);
+    let gone = dir.path().join("no-such-folder").join("x.png");
+    assert_eq!(srkit::io::remove_stale_temp_files(&gone).unwrap(), 0);
+}
+
 #[cfg(unix)]
 #[test]
 fn write_atomic_gives_ordinary_file_permissions() {

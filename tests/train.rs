@@ -306,14 +306,33 @@ fn run_killed_with_sigkill_resumes_from_its_checkpoint() {
         .parse()
         .unwrap();
     assert!(done >= 10 && done % 10 == 0);
-    // No temporary files survive the kill.
-    for e in std::fs::read_dir(dir.path()).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(name.starts_with("k."), "stray file {name}");
+    let listing = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    // A kill mid-write can leave only a temporary file of the run's own
+    // files (hidden, named after its destination), never a partial file.
+    for name in listing() {
+        assert!(
+            name.starts_with("k.") || name.starts_with(".k."),
+            "stray file {name}"
+        );
     }
+    // Whether or not this kill landed mid-write, make sure resume meets one.
+    std::fs::write(
+        dir.path().join(".k.ckpt.safetensors.srkit-Ab12Cd.tmp"),
+        b"half",
+    )
+    .unwrap();
     let target = (done + 20).to_string();
     let o = args(&target).arg("--resume").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The resumed run clears any the kill left.
+    for name in listing() {
+        assert!(name.starts_with("k."), "stray file {name} after resume");
+    }
     let log = std::fs::read_to_string(dir.path().join("k.log.csv")).unwrap();
     let steps: Vec<u64> = log
         .lines()

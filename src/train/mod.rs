@@ -176,6 +176,11 @@ impl RunFiles {
             curve: sib("curve.png"),
         }
     }
+
+    /// Every file of the run.
+    pub fn all(&self) -> [&Path; 4] {
+        [&self.model, &self.checkpoint, &self.log, &self.curve]
+    }
 }
 
 /// Receives progress; the CLI draws a progress bar from it.
@@ -354,6 +359,11 @@ pub fn train(
 ) -> Result<TrainSummary> {
     config.validate()?;
     let files = RunFiles::new(out);
+    // A run killed by SIGKILL mid-write leaves a temporary file; this run
+    // owns these paths now, so clear them before writing its own.
+    for path in files.all() {
+        crate::io::remove_stale_temp_files(path)?;
+    }
     let mut model = Model::new(
         &config.arch,
         config.arch_config.clone(),
