@@ -646,8 +646,8 @@ fn pass_u8(
         out.par_chunks_mut(w * ROWS_PER_TASK)
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(offs_a, offs_b), (blk, oblk)| {
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(offs_a, offs_b, ahead), (blk, oblk)| {
                     for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
                         let y = blk * ROWS_PER_TASK + 2 * i;
                         tap_offsets(tab, border, w, y, offs_a);
@@ -658,11 +658,20 @@ fn pass_u8(
                             tap_offsets(tab, border, w, y + 1, offs_b);
                             Some((row_taps(&tab.weights, &ws32, y + 1, offs_b), out_b))
                         };
+                        // The input rows the next pair reads first, which
+                        // this pair does not: prefetched a whole pair ahead.
+                        ahead.clear();
+                        if y + 3 < tab.out_len() {
+                            let last = offs_b.last().copied().unwrap_or(0);
+                            tap_offsets(tab, border, w, y + 3, ahead);
+                            ahead.retain(|&o| o > last);
+                        }
                         done(kernels::vertical_rows_u8(
                             isa,
                             src,
                             (row_taps(&tab.weights, &ws32, y, offs_a), out_a),
                             second,
+                            ahead,
                             delta,
                             &store,
                         ));
