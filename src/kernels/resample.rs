@@ -1227,7 +1227,21 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
         let hi = xs.map(|x| plan.base[x] + taps).max().unwrap_or(0);
         lo..hi.max(lo)
     };
-    let needed = [reach(0..inner.start), reach(inner.end..w_out)];
+    // The outputs the strip path sums: the segments outside the run, each
+    // in blocks of 8, a segment shorter than 8 widened to the 8 outputs
+    // around it (outputs summed twice get the same bytes: every path sums
+    // the same f32 values), so that only rows narrower than 8 go through
+    // the scalar exact sum.
+    let cover = |seg: std::ops::Range<usize>| {
+        if seg.is_empty() || seg.len() >= 8 || w_out < 8 {
+            seg
+        } else {
+            let s = seg.start.min(w_out - 8);
+            s..s + 8
+        }
+    };
+    let segments = [cover(0..inner.start), cover(inner.end..w_out)];
+    let needed = segments.clone().map(reach);
     let touches = |a: usize, b: usize| needed.iter().any(|n| n.start < b && a < n.end);
     let wanted = |p: usize| touches(p, p + 1);
     for p in (0..run_start).chain(run_end..plen).filter(|&p| wanted(p)) {
@@ -1242,10 +1256,13 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
         }
     }
     let rp = rows.as_ptr();
-    for p in (run_start..run_end)
-        .step_by(8)
-        .filter(|&p| touches(p, p + 8))
-    {
+    // The run's groups of 8 positions that meet a needed range (a group in
+    // both is filled twice, with the same values).
+    let groups = needed.iter().flat_map(|n| {
+        let lo = run_start + n.start.max(run_start).saturating_sub(run_start) / 8 * 8;
+        (lo..n.end.min(run_end)).step_by(8)
+    });
+    for p in groups {
         let ix = ix0 + (p - run_start);
         let v: [__m256; 8] = std::array::from_fn(|r| {
             if r < nrows {
@@ -1290,9 +1307,20 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
             _ => polyphase_u8_avx2::<F, 4, 6>(args),
         }
     }
-    for segment in [0..inner.start, inner.end..w_out] {
-        let mut x = segment.start;
-        while x + 8 <= segment.end {
+    for segment in segments {
+        // Blocks of 8 from the start; a ragged end as the last 8 outputs.
+        let blocks = (segment.len() >= 8).then(|| {
+            (segment.start..segment.end - 7)
+                .step_by(8)
+                .chain((segment.len() % 8 != 0).then_some(segment.end - 8))
+        });
+        // Only a row narrower than 8 outputs is left to the scalar sum.
+        let scalar_from = if segment.len() >= 8 {
+            segment.end
+        } else {
+            segment.start
+        };
+        for x in blocks.into_iter().flatten() {
             // acc[l]: rows 0..8 of output x + l.
             let mut acc = [_mm256_setzero_ps(); 8];
             let base = &plan.base[x..x + 8];
@@ -1334,9 +1362,8 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
                 }
                 near &= near - 1;
             }
-            x += 8;
         }
-        for xx in x..segment.end {
+        for xx in scalar_from..segment.end {
             for r in 0..nrows {
                 out[r * w_out + xx].write(store(horizontal_exact_f32(plan, strip, r, xx)));
             }
