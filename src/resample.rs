@@ -424,14 +424,57 @@ impl AxisWeights {
     }
 
     /// The screened passes' bound on `|f32 sum - f64 sum|` over this
-    /// table's outputs, for integer samples in `0..=m`.
+    /// table's outputs, for integer samples in `0..=m`: 0 when the `f32`
+    /// sums are exact (see [`AxisWeights::f32_sums_exact`]).
     fn screen_delta(&self, m: f64) -> f64 {
-        let abs_sum = self
-            .weights
+        let abs_sum = self.max_abs_sum();
+        if self.f32_sums_exact(m, abs_sum) {
+            return 0.0;
+        }
+        kernels::screen_delta(self.taps, m, abs_sum)
+    }
+
+    /// The largest `sum |w|` over the outputs.
+    fn max_abs_sum(&self) -> f64 {
+        self.weights
             .chunks_exact(self.taps)
             .map(|r| r.iter().map(|w| w.abs()).sum::<f64>())
-            .fold(0.0, f64::max);
-        kernels::screen_delta(self.taps, m, abs_sum)
+            .fold(0.0, f64::max)
+    }
+
+    /// Whether every `f32` sum of integer samples in `0..=m` with these
+    /// weights is exact, as it is when every weight is a multiple of one
+    /// power of two `2^-e` (dyadic, as the cubic weights of a x2 or x4
+    /// enlargement are) and `m * max sum |w| * 2^e < 2^24` (with a bit to
+    /// spare): then every
+    /// product and partial sum is an integer multiple of `2^-e` below
+    /// `2^24 * 2^-e`, which `f32` holds exactly, so each fused multiply-add
+    /// is exact and the `f32` sum is MATLAB's `f64` sum itself, exact ties
+    /// included.
+    fn f32_sums_exact(&self, m: f64, abs_sum: f64) -> bool {
+        // The smallest e >= 0 with w * 2^e an integer, for every weight:
+        // w = mantissa * 2^exp with the mantissa's trailing zeros shifted
+        // out (subnormals and non-finite weights fail).
+        let dyadic_exponent = |w: f64| -> Option<i32> {
+            if w == 0.0 {
+                return Some(0);
+            }
+            if !w.is_normal() {
+                return None;
+            }
+            let bits = w.to_bits();
+            let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+            let exp = ((bits >> 52) & 0x7ff) as i32 - 1075;
+            Some((-(exp + mantissa.trailing_zeros() as i32)).max(0))
+        };
+        let e = self
+            .weights
+            .iter()
+            .try_fold(0, |e, &w| dyadic_exponent(w).map(|we| e.max(we)))
+            .filter(|&e| e <= 24);
+        // One more bit and one more unit leave room for the rounding's
+        // own p + 1/2 (see kernels::resample::round_u8).
+        e.is_some_and(|e| (m * abs_sum + 1.0) * f64::powi(2.0, e + 1) <= f64::powi(2.0, 24))
     }
 
     /// True when the table copies its input (scale 1 with an interpolating
@@ -1571,6 +1614,33 @@ mod tests {
     }
 
     /// Whole-factor enlargements with 2, 4 or 6 taps per output take the
+    /// The 8-bit passes round without screening exactly where the `f32`
+    /// sums are exact: dyadic weights (cubic x2 and x4 enlargements and
+    /// antialiased reductions, whose taps sit at odd multiples of 1/8;
+    /// linear x2) but not thirds nor Lanczos; the bytes themselves are
+    /// checked against the `f64` path by `resize_u8_equals_resize`.
+    #[test]
+    fn f32_sums_are_exact_for_dyadic_weights_only() {
+        let cubic = Kernel::Cubic { a: -0.5 };
+        let exact = |n_in: usize, n_out: usize, kernel: Kernel| {
+            let scale = n_out as f64 / n_in as f64;
+            let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
+            tab.screen_delta(255.0) == 0.0
+        };
+        assert!(exact(64, 128, cubic));
+        assert!(exact(64, 256, cubic));
+        assert!(exact(64, 128, Kernel::Linear));
+        assert!(exact(256, 64, cubic));
+        assert!(exact(256, 128, cubic));
+        assert!(!exact(64, 192, cubic));
+        assert!(!exact(192, 64, cubic));
+        assert!(!exact(64, 128, Kernel::Lanczos3));
+        // Dyadic but too fine for 8-bit sums in 24 bits: screened.
+        let mut tab = AxisWeights::new(64, 128, 2.0, cubic, true).unwrap();
+        tab.weights[0] += f64::powi(2.0, -20);
+        assert!(tab.screen_delta(255.0) > 0.0);
+    }
+
     /// 8-bit polyphase path over all but a few outputs at each border (its
     /// sums are checked by `resize_u8_equals_resize`); downscales and other
     /// factors do not.

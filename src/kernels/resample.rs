@@ -768,7 +768,9 @@ fn vertical_exact_u8(src: &[u8], offs: &[usize], ws: &[f64], x: usize) -> f64 {
 
 /// Rounds `N` vectors of 8 `f32` sums to integers; returns them as `i32`
 /// lanes (not yet saturated: [`narrow4x8`] does that) and the mask of
-/// lanes within `delta` of a tie (bit `8 * v + lane`).
+/// lanes within `delta` of a tie (bit `8 * v + lane`). `delta` = 0 says
+/// the sums are exact (no rounding error at all), and MATLAB's rounding
+/// is applied to them directly, ties included.
 ///
 /// Near-ties are rare (about one sum in a thousand), so the block's
 /// largest distance from an integer is tested first and the per-lane masks
@@ -785,6 +787,14 @@ unsafe fn round_u8<const N: usize>(
     delta: f32,
 ) -> ([std::arch::x86_64::__m256i; N], u64) {
     use std::arch::x86_64::*;
+    if delta == 0.0 {
+        // Exact sums: MATLAB's round half away from zero is floor(p + 1/2)
+        // wherever the result is not saturated to 0 (p + 1/2 is exact too),
+        // and no lane needs recomputing: no branch on ties.
+        let half = _mm256_set1_ps(0.5);
+        let r = p.map(|v| _mm256_floor_ps(_mm256_add_ps(v, half)));
+        return (r.map(|v| _mm256_cvtps_epi32(v)), 0);
+    }
     // Round to nearest (ties to even, but a lane near a tie is recomputed
     // anyway); |p - r| <= 1/2 is exact, and a lane is decided when it is
     // below 1/2 - delta.
