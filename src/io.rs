@@ -350,10 +350,7 @@ fn check_destination(path: &Path) -> Result<&Path> {
             ),
         ));
     }
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let folder = parent_folder(path);
     match fs::metadata(folder) {
         Ok(m) if m.is_dir() => Ok(folder),
         Ok(_) => Err(Error::io(
@@ -371,6 +368,14 @@ fn check_destination(path: &Path) -> Result<&Path> {
             ),
         )),
         Err(e) => Err(Error::io(folder, e)),
+    }
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn parent_folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 
@@ -418,10 +423,7 @@ fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
 /// # Errors
 /// [`Error::Io`] if the folder cannot be listed or a file cannot be removed.
 pub fn remove_stale_temp_files(path: &Path) -> Result<usize> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let folder = parent_folder(path);
     let prefix = temp_prefix(path);
     let entries = match fs::read_dir(folder) {
         Ok(entries) => entries,

@@ -1059,7 +1059,7 @@ unsafe fn store_strided_u8<F: Fn(f64) -> u8>(
     store: &F,
 ) {
     use std::arch::x86_64::*;
-    let (q, mut near) = round_u8(acc, delta);
+    let (q, near) = round_u8(acc, delta);
     let (zero, max) = (_mm256_setzero_si256(), _mm256_set1_epi32(255));
     let c = q.map(|v| _mm256_min_epi32(_mm256_max_epi32(v, zero), max));
     let bytes = _mm256_or_si256(
@@ -1068,12 +1068,10 @@ unsafe fn store_strided_u8<F: Fn(f64) -> u8>(
     );
     let dst = &mut out[x0..x0 + 32];
     _mm256_storeu_si256(dst.as_mut_ptr().cast(), bytes);
-    while near != 0 {
+    for bit in set_bits(near) {
         // Bit 8 * k + i of the mask is lane i of vector k: column 4 * i + k.
-        let bit = near.trailing_zeros() as usize;
         let x = x0 + 4 * (bit % 8) + bit / 8;
         out[x].write(store(vertical_exact_u8(src, t.offs, t.ws, x)));
-        near &= near - 1;
     }
 }
 
@@ -1097,16 +1095,27 @@ unsafe fn store_block_u8<F: Fn(f64) -> u8>(
     out: &mut [MaybeUninit<u8>],
     store: &F,
 ) {
-    let (q, mut near) = round_u8(acc, delta);
+    let (q, near) = round_u8(acc, delta);
     let bytes = narrow4x8(q[0], q[1], q[2], q[3]);
     for (v, b) in bytes.iter().enumerate().take(nv) {
         store8(&mut out[x0 + 8 * v..x0 + 8 * v + 8], *b);
     }
-    while near != 0 {
-        let x = x0 + near.trailing_zeros() as usize;
+    for bit in set_bits(near) {
+        let x = x0 + bit;
         out[x].write(store(vertical_exact_u8(src, t.offs, t.ws, x)));
-        near &= near - 1;
     }
+}
+
+/// The positions of the set bits of `mask`, lowest first: the lanes near
+/// a tie that a rounding step recomputes.
+fn set_bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let bit = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            bit
+        })
+    })
 }
 
 /// Writes the 8 bytes of `b` (little-endian) into `out`, which must hold
@@ -1269,7 +1278,7 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
     // The run's groups of 8 positions that meet a needed range (a group in
     // both is filled twice, with the same values).
     let groups = needed.iter().flat_map(|n| {
-        let lo = run_start + n.start.max(run_start).saturating_sub(run_start) / 8 * 8;
+        let lo = run_start + (n.start.max(run_start) - run_start) / 8 * 8;
         (lo..n.end.min(run_end)).step_by(8)
     });
     for p in groups {
@@ -1351,7 +1360,7 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
             }
             // After the transpose, t[r] holds outputs x..x+8 of row r.
             let t = transpose8(acc);
-            let (q, mut near) = round_u8(t, delta);
+            let (q, near) = round_u8(t, delta);
             // bytes[r] = outputs x..x+8 of row r (rows past nrows summed zeros).
             let lo = narrow4x8(q[0], q[1], q[2], q[3]);
             let hi = narrow4x8(q[4], q[5], q[6], q[7]);
@@ -1359,8 +1368,7 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
             for (r, b) in bytes.iter().enumerate().take(nrows) {
                 store8(&mut out[r * w_out + x..r * w_out + x + 8], *b);
             }
-            while near != 0 {
-                let bit = near.trailing_zeros() as usize;
+            for bit in set_bits(near) {
                 let (r, l) = (bit / 8, bit % 8);
                 if r < nrows {
                     out[r * w_out + x + l].write(store(horizontal_exact_f32(
@@ -1370,7 +1378,6 @@ unsafe fn horizontal_strip_u8_avx2<F: Fn(f64) -> u8, const TAPS: usize>(
                         x + l,
                     )));
                 }
-                near &= near - 1;
             }
         }
         for xx in scalar_from..segment.end {
@@ -1451,7 +1458,7 @@ unsafe fn polyphase_u8_avx2<F: Fn(f64) -> u8, const P: usize, const TAPS: usize>
                     acc[p] = _mm256_fmadd_ps(wv[p][j], v, acc[p]);
                 }
             }
-            let (q, mut near) = round_u8(acc, delta);
+            let (q, near) = round_u8(acc, delta);
             let zero = _mm256_setzero_si256();
             let pick = |p: usize| if p < P { q[p] } else { zero };
             let bytes = narrow4x8(pick(0), pick(1), pick(2), pick(3));
@@ -1461,12 +1468,10 @@ unsafe fn polyphase_u8_avx2<F: Fn(f64) -> u8, const P: usize, const TAPS: usize>
             for (o, &byte) in orow[x0..x0 + 8 * P].iter_mut().zip(&line) {
                 o.write(byte);
             }
-            while near != 0 {
-                let bit = near.trailing_zeros() as usize;
+            for bit in set_bits(near) {
                 let (l, p) = (bit % 8, bit / 8);
                 let x = x0 + P * l + p;
                 orow[x].write(store(exact(buf, x, k0 + l, p)));
-                near &= near - 1;
             }
         }
     }
