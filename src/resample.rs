@@ -452,10 +452,18 @@ impl AxisWeights {
     /// is exact and the `f32` sum is MATLAB's `f64` sum itself, exact ties
     /// included.
     fn f32_sums_exact(&self, m: f64, abs_sum: f64) -> bool {
-        // The smallest e >= 0 with w * 2^e an integer, for every weight:
-        // w = mantissa * 2^exp with the mantissa's trailing zeros shifted
-        // out (subnormals and non-finite weights fail).
-        let dyadic_exponent = |w: f64| -> Option<i32> {
+        // One more bit and one more unit leave room for the rounding's
+        // own p + 1/2 (see kernels::resample::round_u8).
+        self.dyadic_exponent()
+            .filter(|&e| e <= 24)
+            .is_some_and(|e| (m * abs_sum + 1.0) * f64::powi(2.0, e + 1) <= f64::powi(2.0, 24))
+    }
+
+    /// The smallest `e >= 0` with every weight an integer multiple of
+    /// `2^-e`, if there is one (subnormal or non-finite weights have none).
+    fn dyadic_exponent(&self) -> Option<i32> {
+        // w = mantissa * 2^exp, the mantissa's trailing zeros shifted out.
+        let of = |w: f64| -> Option<i32> {
             if w == 0.0 {
                 return Some(0);
             }
@@ -467,14 +475,38 @@ impl AxisWeights {
             let exp = ((bits >> 52) & 0x7ff) as i32 - 1075;
             Some((-(exp + mantissa.trailing_zeros() as i32)).max(0))
         };
-        let e = self
+        self.weights
+            .iter()
+            .try_fold(0, |e, &w| of(w).map(|we| e.max(we)))
+    }
+
+    /// The weights as integers over a common power of two, for the exact
+    /// integer 8-bit vertical pass (`kernels::resample::vertical_rows_fixed`):
+    /// `Some` when every weight times `2^shift` is an integer that fits
+    /// `i16` (as in bicubic x2 and x4 enlargements and antialiased x2 and x4
+    /// reductions).
+    fn fixed_point(&self) -> Option<FixedWeights> {
+        let shift = self.dyadic_exponent().filter(|&e| e <= 15)?;
+        let scale = f64::powi(2.0, shift);
+        let weights = self
             .weights
             .iter()
-            .try_fold(0, |e, &w| dyadic_exponent(w).map(|we| e.max(we)))
-            .filter(|&e| e <= 24);
-        // One more bit and one more unit leave room for the rounding's
-        // own p + 1/2 (see kernels::resample::round_u8).
-        e.is_some_and(|e| (m * abs_sum + 1.0) * f64::powi(2.0, e + 1) <= f64::powi(2.0, 24))
+            .map(|&w| {
+                let v = w * scale;
+                (v.abs() <= f64::from(i16::MAX)).then_some(v as i16)
+            })
+            .collect::<Option<Vec<i16>>>()?;
+        // 255 * sum |w| * 2^shift and the rounding's half fit i32 easily
+        // (at most taps * 255 * 2^15); refuse absurd tap counts all the same.
+        let max_sum: i64 = weights
+            .chunks_exact(self.taps)
+            .map(|r| r.iter().map(|&w| i64::from(w).abs()).sum::<i64>())
+            .max()
+            .unwrap_or(0);
+        (255 * max_sum + (1 << shift) < i64::from(i32::MAX)).then_some(FixedWeights {
+            shift: shift as u32,
+            weights,
+        })
     }
 
     /// True when the table copies its input (scale 1 with an interpolating
@@ -485,6 +517,13 @@ impl AxisWeights {
             && self.weights.iter().all(|&w| w == 1.0)
             && self.left.iter().enumerate().all(|(o, &l)| l == o as isize)
     }
+}
+
+/// A weight table in fixed point: weight `j` of output `o` is
+/// `weights[o * taps + j] / 2^shift`, exactly.
+struct FixedWeights {
+    shift: u32,
+    weights: Vec<i16>,
 }
 
 /// Maps a (possibly out-of-range) 0-based index into `0..n`.
@@ -654,24 +693,69 @@ fn pass_horizontal<S, T, F>(
     );
 }
 
-/// One pass of [`resize_u8`]'s screened path over an 8-bit plane `src` of
-/// width `w` (the vertical pass's) into `out`, writing every element of it,
+/// One pass of [`resize_u8`]'s 8-bit path, with everything that depends
+/// only on its weight table worked out once per resize rather than once
+/// per plane (for a small image that work was a tenth of the resize).
+struct BytePass<'a> {
+    /// Whether the pass resizes the height.
+    vertical: bool,
+    tab: &'a AxisWeights,
+    /// The table in fixed point, when the vertical pass runs in exact
+    /// integer arithmetic ([`vertical_pass_fixed`]); the screened `f32`
+    /// kernels run otherwise.
+    fixed: Option<FixedWeights>,
+    /// The weights rounded to `f32` (empty with `fixed`).
+    ws32: Vec<f32>,
+    /// The screen's bound, [`AxisWeights::screen_delta`] (0 with `fixed`).
+    delta: f64,
+    /// A horizontal pass's strip layout and polyphase run.
+    layout: Option<(StripLayout, Option<kernels::Polyphase>)>,
+}
+
+impl<'a> BytePass<'a> {
+    fn new(vertical: bool, tab: &'a AxisWeights, border: Border) -> BytePass<'a> {
+        let fixed = vertical.then(|| tab.fixed_point()).flatten();
+        let (ws32, delta) = if fixed.is_some() {
+            (Vec::new(), 0.0)
+        } else {
+            (tab.weights_f32(), tab.screen_delta(255.0))
+        };
+        let layout = (!vertical).then(|| {
+            let layout = StripLayout::new(tab, border);
+            let poly = kernels::Polyphase::find(&layout.plan(tab), &ws32);
+            (layout, poly)
+        });
+        BytePass {
+            vertical,
+            tab,
+            fixed,
+            ws32,
+            delta,
+            layout,
+        }
+    }
+}
+
+/// One pass of [`resize_u8`]'s 8-bit path over a plane `src` of width `w`
+/// (the vertical pass's) into `out`, writing every element of it: exact
+/// integer sums where the table allows ([`vertical_pass_fixed`]), else
 /// MATLAB's `uint8` rounding decided in `f32` where that is exact (see
 /// [`kernels::vertical_rows_u8`]). Needs AVX2 + FMA.
 fn pass_u8(
     isa: Isa,
-    vertical: bool,
+    pass: &BytePass<'_>,
     src: &[u8],
     w: usize,
-    tab: &AxisWeights,
     border: Border,
     out: &mut [MaybeUninit<u8>],
 ) {
     let store = |v: f64| round_saturate(v, 255.0) as u8;
-    let ws32 = tab.weights_f32();
-    let delta = tab.screen_delta(255.0) as f32;
     let done = |ran: bool| assert!(ran, "the 8-bit kernels need AVX2 + FMA");
-    if vertical {
+    let (tab, ws32, delta) = (pass.tab, &pass.ws32, pass.delta as f32);
+    if let Some(fixed) = &pass.fixed {
+        return vertical_pass_fixed(isa, src, w, tab, fixed, border, out);
+    }
+    if pass.vertical {
         fn row_taps<'a>(
             ws: &'a [f64],
             ws32: &'a [f32],
@@ -699,7 +783,7 @@ fn pass_u8(
                             None
                         } else {
                             tap_offsets(tab, border, w, y + 1, offs_b);
-                            Some((row_taps(&tab.weights, &ws32, y + 1, offs_b), out_b))
+                            Some((row_taps(&tab.weights, ws32, y + 1, offs_b), out_b))
                         };
                         // The input rows the next pair reads first, which
                         // this pair does not: prefetched a whole pair ahead.
@@ -712,7 +796,7 @@ fn pass_u8(
                         done(kernels::vertical_rows_u8(
                             isa,
                             src,
-                            (row_taps(&tab.weights, &ws32, y, offs_a), out_a),
+                            (row_taps(&tab.weights, ws32, y, offs_a), out_a),
                             second,
                             ahead,
                             delta,
@@ -721,11 +805,9 @@ fn pass_u8(
                     }
                 },
             );
-    } else {
+    } else if let Some((layout, poly)) = &pass.layout {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
-        let layout = StripLayout::new(tab, border);
         let plan = layout.plan(tab);
-        let poly = kernels::Polyphase::find(&plan, &ws32);
         for_each_horizontal_strip(
             &plan,
             out,
@@ -737,7 +819,7 @@ fn pass_u8(
                 done(kernels::horizontal_strip_u8(
                     isa,
                     plan,
-                    &ws32,
+                    ws32,
                     delta,
                     rows,
                     strip,
@@ -747,6 +829,130 @@ fn pass_u8(
                 ));
             },
         );
+    }
+}
+
+/// [`pass_u8`]'s vertical pass for a table in fixed point, in exact
+/// integer arithmetic (`kernels::resample::vertical_rows_fixed`), two
+/// output rows per sweep over the input rows they read.
+fn vertical_pass_fixed(
+    isa: Isa,
+    src: &[u8],
+    w: usize,
+    tab: &AxisWeights,
+    fixed: &FixedWeights,
+    border: Border,
+    out: &mut [MaybeUninit<u8>],
+) {
+    out.par_chunks_mut(w * ROWS_PER_TASK)
+        .enumerate()
+        .for_each_init(
+            <[Vec<usize>; 3]>::default,
+            |[offs_a, offs_b, ahead], (blk, oblk)| {
+                let mut taps = PairTaps::default();
+                for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
+                    let y = blk * ROWS_PER_TASK + 2 * i;
+                    let (out_a, out_b) = pair.split_at_mut(w);
+                    tap_offsets(tab, border, w, y, offs_a);
+                    let second = (!out_b.is_empty()).then(|| {
+                        tap_offsets(tab, border, w, y + 1, offs_b);
+                        out_b
+                    });
+                    taps.fill(
+                        fixed,
+                        tab.taps,
+                        y,
+                        offs_a,
+                        second.is_some().then_some(&offs_b[..]),
+                    );
+                    // The input rows the next pair reads first, which this
+                    // pair does not: prefetched a whole pair ahead.
+                    ahead.clear();
+                    if y + 3 < tab.out_len() {
+                        let last = taps.offs.iter().copied().max().unwrap_or(0);
+                        tap_offsets(tab, border, w, y + 3, ahead);
+                        ahead.retain(|&o| o > last);
+                    }
+                    let ran = kernels::vertical_rows_fixed(
+                        isa,
+                        src,
+                        taps.as_taps(),
+                        fixed.shift,
+                        out_a,
+                        second,
+                        ahead,
+                    );
+                    assert!(ran, "the 8-bit kernels need AVX2 + FMA");
+                }
+            },
+        );
+}
+
+/// The input rows one or two output rows of a fixed-point vertical pass
+/// read, each once (see `kernels::resample::FixedTaps`).
+#[derive(Default)]
+struct PairTaps {
+    offs: Vec<usize>,
+    wa: Vec<i32>,
+    wb: Vec<i32>,
+    /// Scratch: the rows' unpacked weights.
+    rows_a: Vec<i16>,
+    rows_b: Vec<i16>,
+}
+
+impl PairTaps {
+    /// Sets the taps of output row `y` (its `taps` input rows at `offs_a`)
+    /// and, when `offs_b` is given, of row `y + 1`: the second row's taps
+    /// usually begin part-way into the first's (an x4 reduction's 18 taps
+    /// advance by 4), and the rows they share are listed once, with both
+    /// weights.
+    fn fill(
+        &mut self,
+        fixed: &FixedWeights,
+        taps: usize,
+        y: usize,
+        offs_a: &[usize],
+        offs_b: Option<&[usize]>,
+    ) {
+        let ws = |y: usize| &fixed.weights[y * taps..(y + 1) * taps];
+        self.offs.clear();
+        self.offs.extend_from_slice(offs_a);
+        self.rows_a.clear();
+        self.rows_a.extend_from_slice(ws(y));
+        self.rows_b.clear();
+        if let Some(offs_b) = offs_b {
+            // Row y + 1's tap j is row y's tap j + d; d = taps when no
+            // shift lines them up (nothing shared).
+            let d = (0..taps)
+                .find(|&d| offs_a[d..] == offs_b[..taps - d])
+                .unwrap_or(taps);
+            self.offs.extend_from_slice(&offs_b[taps - d..]);
+            self.rows_a.resize(taps + d, 0);
+            self.rows_b.resize(d, 0);
+            self.rows_b.extend_from_slice(ws(y + 1));
+        } else {
+            self.rows_b.resize(taps, 0);
+        }
+        // An even number of rows: a last row repeated with weight 0.
+        if self.offs.len() % 2 == 1 {
+            self.offs.push(self.offs[self.offs.len() - 1]);
+            self.rows_a.push(0);
+            self.rows_b.push(0);
+        }
+        let pack = |r: &[i16], packed: &mut Vec<i32>| {
+            packed.clear();
+            packed.extend(r.chunks_exact(2).map(|p| kernels::pack_weights(p[0], p[1])));
+        };
+        pack(&self.rows_a, &mut self.wa);
+        pack(&self.rows_b, &mut self.wb);
+    }
+
+    fn as_taps(&self) -> kernels::FixedTaps<'_> {
+        kernels::FixedTaps {
+            offs: &self.offs,
+            wa: &self.wa,
+            wb: &self.wb,
+        }
     }
 }
 
@@ -881,7 +1087,10 @@ pub(crate) fn resize_with(
             plan.run(plane, &mut mid, |v| v, finish, dst);
         }
         SCRATCH_F64.set(keep([mid, spare]));
-    } else if round_between && m == 255.0 && bytes_path(isa, opts, &passes) {
+    } else if let Some(byte_passes) = (round_between && m == 255.0)
+        .then(|| bytes_path(isa, opts, &axes))
+        .flatten()
+    {
         // 8-bit with MATLAB's rounding: the passes run on bytes, a quarter
         // of the memory traffic, with the same result.
         let [mut src, mut mid, mut res] = SCRATCH_U8.take();
@@ -892,7 +1101,15 @@ pub(crate) fn resize_with(
                 .zip(plane.par_chunks(CHUNK))
                 .for_each(|(d, p)| kernels::quantize_u8(isa, p, d, &to_byte));
             write_all(&mut res, n_out, |out| {
-                run_bytes_plane(isa, &passes, (in_w, in_h), opts.border, &src, &mut mid, out)
+                run_bytes_plane(
+                    isa,
+                    &byte_passes,
+                    (in_w, in_h),
+                    opts.border,
+                    &src,
+                    &mut mid,
+                    out,
+                )
             });
             dst.par_chunks_mut(CHUNK)
                 .zip(res.par_chunks(CHUNK))
@@ -1082,8 +1299,8 @@ pub(crate) fn resize_u8_with(
         ));
     }
     let axes = Axes::new(in_w, in_h, target, opts)?;
-    let passes = axes.passes();
-    if !bytes_path(isa, opts, &passes) {
+    let passes = bytes_path(isa, opts, &axes);
+    let Some(passes) = passes else {
         let data = img.data.iter().map(|&v| f32::from(v) / 255.0).collect();
         let out = resize_with(
             &Image::from_planar(in_w, in_h, c, crate::BitDepth::U8, data)?,
@@ -1102,7 +1319,7 @@ pub(crate) fn resize_u8_with(
                 .map(|&v| (v * 255.0).round() as u8)
                 .collect(),
         });
-    }
+    };
     let (out_w, out_h) = (axes.x.out_len(), axes.y.out_len());
     let n_out = out_w * out_h;
     let mut data = Vec::new();
@@ -1133,15 +1350,23 @@ pub(crate) fn resize_u8_with(
     })
 }
 
-/// Whether the 8-bit passes ([`pass_u8`]) can run `passes`: they need
-/// AVX2 + FMA, MATLAB's rounding between passes, and weight tables whose
-/// `f32` error bound stays within [`MAX_SCREEN_DELTA`].
-fn bytes_path(isa: Isa, opts: &ResizeOptions, passes: &[(bool, &AxisWeights)]) -> bool {
-    isa.use_avx2_fma()
-        && opts.matlab_rounding
-        && passes
-            .iter()
-            .all(|(_, t)| t.screen_delta(255.0) <= MAX_SCREEN_DELTA)
+/// The passes of `axes` for the 8-bit kernels ([`pass_u8`]), if they can
+/// run them: they need AVX2 + FMA, MATLAB's rounding between passes, and
+/// weight tables whose `f32` error bound stays within
+/// [`MAX_SCREEN_DELTA`].
+fn bytes_path<'a>(isa: Isa, opts: &ResizeOptions, axes: &'a Axes) -> Option<Vec<BytePass<'a>>> {
+    if !(isa.use_avx2_fma() && opts.matlab_rounding) {
+        return None;
+    }
+    let passes: Vec<BytePass<'_>> = axes
+        .passes()
+        .into_iter()
+        .map(|(vertical, tab)| BytePass::new(vertical, tab, opts.border))
+        .collect();
+    passes
+        .iter()
+        .all(|p| p.delta <= MAX_SCREEN_DELTA)
+        .then_some(passes)
 }
 
 /// Resizes one 8-bit plane of size `in_size` into `dst`, writing every
@@ -1149,27 +1374,28 @@ fn bytes_path(isa: Isa, opts: &ResizeOptions, passes: &[(bool, &AxisWeights)]) -
 /// plane; see [`bytes_path`]).
 fn run_bytes_plane(
     isa: Isa,
-    passes: &[(bool, &AxisWeights)],
+    passes: &[BytePass<'_>],
     (in_w, in_h): (usize, usize),
     border: Border,
     plane: &[u8],
     mid: &mut Vec<u8>,
     dst: &mut [MaybeUninit<u8>],
 ) {
-    match *passes {
+    match passes {
         [] => {
             for (d, &s) in dst.iter_mut().zip(plane) {
                 d.write(s);
             }
         }
-        [(v1, t1)] => pass_u8(isa, v1, plane, in_w, t1, border, dst),
-        [(v1, t1), (v2, t2)] => {
-            let mw = if v1 { in_w } else { t1.out_len() };
-            let mh = if v1 { t1.out_len() } else { in_h };
+        [p1] => pass_u8(isa, p1, plane, in_w, border, dst),
+        [p1, p2] => {
+            let t1 = p1.tab;
+            let mw = if p1.vertical { in_w } else { t1.out_len() };
+            let mh = if p1.vertical { t1.out_len() } else { in_h };
             write_all(mid, mw * mh, |out| {
-                pass_u8(isa, v1, plane, in_w, t1, border, out)
+                pass_u8(isa, p1, plane, in_w, border, out)
             });
-            pass_u8(isa, v2, mid, mw, t2, border, dst);
+            pass_u8(isa, p2, mid, mw, border, dst);
         }
         _ => unreachable!("at most two passes"),
     }
@@ -1639,6 +1865,47 @@ mod tests {
         let mut tab = AxisWeights::new(64, 128, 2.0, cubic, true).unwrap();
         tab.weights[0] += f64::powi(2.0, -20);
         assert!(tab.screen_delta(255.0) > 0.0);
+    }
+
+    /// The exact integer vertical pass takes the tables whose weights are
+    /// multiples of a power of two small enough for `i16` (its bytes are
+    /// checked by `resize_u8_equals_resize` on these factors), and no others.
+    #[test]
+    fn fixed_point_tables_are_the_dyadic_ones() {
+        let cubic = Kernel::Cubic { a: -0.5 };
+        let fixed = |n_in: usize, n_out: usize, kernel: Kernel| {
+            let scale = n_out as f64 / n_in as f64;
+            let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
+            tab.fixed_point().map(|f| {
+                // The integers are the weights, exactly.
+                let unit = f64::powi(2.0, f.shift as i32);
+                assert!(tab
+                    .weights
+                    .iter()
+                    .zip(&f.weights)
+                    .all(|(&w, &q)| w * unit == f64::from(q)));
+                f.shift
+            })
+        };
+        for (n_in, n_out, kernel) in [
+            (64, 128, cubic),
+            (64, 256, cubic),
+            (256, 64, cubic),
+            (256, 128, cubic),
+            (64, 128, Kernel::Linear),
+        ] {
+            assert!(
+                fixed(n_in, n_out, kernel).is_some_and(|s| s <= 15),
+                "{n_in} {n_out} {kernel:?}"
+            );
+        }
+        assert_eq!(fixed(64, 192, cubic), None);
+        assert_eq!(fixed(192, 64, cubic), None);
+        assert_eq!(fixed(64, 128, Kernel::Lanczos3), None);
+        // Dyadic, but 2^-20 is too fine for i16.
+        let mut tab = AxisWeights::new(64, 128, 2.0, cubic, true).unwrap();
+        tab.weights[0] += f64::powi(2.0, -20);
+        assert!(tab.fixed_point().is_none());
     }
 
     /// 8-bit polyphase path over all but a few outputs at each border (its

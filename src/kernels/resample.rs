@@ -1019,6 +1019,213 @@ unsafe fn vertical_pair_u8_avx2<F: Fn(f64) -> u8>(
     }
 }
 
+/// The taps of one or two output rows of the fixed-point vertical pass
+/// ([`vertical_rows_fixed`]): the input rows at offsets `offs`, taken in
+/// pairs, pair `k` (rows `offs[2k]`, `offs[2k + 1]`) weighted by `wa[k]`
+/// for the first output row and `wb[k]` for the second, each the two
+/// rows' `i16` weights packed into one `i32` (the first row's in the low
+/// half), as `vpmaddwd` takes them. A row that an output does not read has
+/// weight 0 there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FixedTaps<'a> {
+    /// Offsets of the input rows in the plane; an even number.
+    pub offs: &'a [usize],
+    /// Packed weight pairs of the first output row, one per row pair.
+    pub wa: &'a [i32],
+    /// Packed weight pairs of the second output row (all 0 when there is
+    /// none).
+    pub wb: &'a [i32],
+}
+
+/// Packs the `i16` weights of two input rows into one `i32` (see
+/// [`FixedTaps`]).
+pub(crate) fn pack_weights(first: i16, second: i16) -> i32 {
+    (u32::from(first as u16) | u32::from(second as u16) << 16) as i32
+}
+
+/// The exact integer sum of column `x` with the packed weights `ws`.
+#[inline]
+fn fixed_sum(src: &[u8], offs: &[usize], ws: &[i32], x: usize) -> i32 {
+    offs.chunks_exact(2)
+        .zip(ws)
+        .map(|(o, &w)| {
+            i32::from(w as i16) * i32::from(src[o[0] + x]) + (w >> 16) * i32::from(src[o[1] + x])
+        })
+        .sum()
+}
+
+/// MATLAB's conversion to `uint8` of the exact value `acc / 2^shift`:
+/// round half away from zero, saturate (`floor(p + 1/2)` is that wherever
+/// the result is not saturated to 0).
+#[inline]
+fn round_fixed(acc: i32, shift: u32) -> u8 {
+    let half = (1i32 << shift) >> 1;
+    ((acc + half) >> shift).clamp(0, 255) as u8
+}
+
+/// One or two output rows of the 8-bit vertical pass in exact integer
+/// arithmetic, for weight tables whose weights are all integer multiples
+/// of `2^-shift` that fit `i16` once scaled (bicubic x2 and x4 enlargements,
+/// antialiased x2 and x4 reductions): `out_a[x]` (and `out_b[x]`) is
+/// MATLAB's `uint8` of `sum_k w_k * src[offs_k + x] / 2^shift`, the very
+/// value the `f64` sum gives, since that sum is exact too. Integer sums
+/// need no rounding screen, no conversions to float, and take two rows per
+/// multiply (`vpmaddwd`, 16 products per instruction against FMA's 8).
+/// `ahead` is as in [`vertical_rows_u8`]. Every element of the outputs is
+/// written.
+///
+/// Returns false (doing nothing) unless the CPU has AVX2 and FMA (the
+/// features of the other 8-bit passes, whose prefetch it shares).
+pub(crate) fn vertical_rows_fixed(
+    isa: Isa,
+    src: &[u8],
+    taps: FixedTaps<'_>,
+    shift: u32,
+    out_a: &mut [MaybeUninit<u8>],
+    out_b: Option<&mut [MaybeUninit<u8>]>,
+    ahead: &[usize],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        let w = out_a.len();
+        let pairs = taps.offs.len() / 2;
+        assert!(taps.offs.len() == 2 * pairs && taps.wa.len() == pairs && taps.wb.len() == pairs);
+        assert!(taps.offs.iter().all(|&o| o + w <= src.len()));
+        assert!(shift < 31 && out_b.as_ref().map_or(true, |b| b.len() == w));
+        // SAFETY: AVX2 and FMA are present; every row read is in bounds
+        // (checked).
+        unsafe { vertical_fixed_avx2(src, taps, shift, out_a, out_b, ahead) };
+        return true;
+    }
+    let _ = (isa, src, taps, shift, out_a, out_b, ahead);
+    false
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; the bounds [`vertical_rows_fixed`]
+/// checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn vertical_fixed_avx2(
+    src: &[u8],
+    t: FixedTaps<'_>,
+    shift: u32,
+    out_a: &mut [MaybeUninit<u8>],
+    mut out_b: Option<&mut [MaybeUninit<u8>]>,
+    ahead: &[usize],
+) {
+    use std::arch::x86_64::*;
+    let w = out_a.len();
+    let sp = src.as_ptr();
+    let zero = _mm256_setzero_si256();
+    let half = _mm256_set1_epi32((1i32 << shift) >> 1);
+    let count = _mm_cvtsi32_si128(shift as i32);
+    // Rounds, saturates and narrows one row's four vectors of sums, which
+    // hold columns 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27, 12-15 | 28-31
+    // (per 128-bit half): the packs undo the unpacks' order.
+    let narrow = |acc: [__m256i; 4]| {
+        let r = acc.map(|v| _mm256_sra_epi32(_mm256_add_epi32(v, half), count));
+        _mm256_packus_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        )
+    };
+    // Pairs 0..a_only feed only the first row, both_end.. only the second
+    // (the rows the two do not share), the rest both.
+    let n_pairs = t.wa.len();
+    let a_only = t.wb.iter().take_while(|&&w| w == 0).count();
+    let both_end = n_pairs - t.wa[a_only..].iter().rev().take_while(|&&w| w == 0).count();
+    let mut x0 = 0;
+    while w >= 32 && x0 < w {
+        // The ragged end as the last 32 columns, some recomputed (the same
+        // values).
+        x0 = x0.min(w - 32);
+        if x0 % 64 == 0 {
+            // One prefetch per cache line.
+            if t.offs.len() >= PREFETCH_MIN_TAPS {
+                prefetch_rows(sp, t.offs, x0 + PREFETCH_AHEAD, w);
+            }
+            for &off in ahead {
+                // A prefetch has no architectural effect, wherever it points.
+                _mm_prefetch(sp.wrapping_add(off + x0).cast::<i8>(), _MM_HINT_T1);
+            }
+        }
+        let (mut acc_a, mut acc_b) = ([zero; 4], [zero; 4]);
+        let pairs = |r: std::ops::Range<usize>| {
+            t.offs[2 * r.start..2 * r.end]
+                .chunks_exact(2)
+                .zip(&t.wa[r.clone()])
+                .zip(&t.wb[r])
+        };
+        for ((o, &wa), _) in pairs(0..a_only) {
+            let x = interleave_rows(sp.add(o[0] + x0), sp.add(o[1] + x0));
+            madd_into(&mut acc_a, x, wa);
+        }
+        for ((o, &wa), &wb) in pairs(a_only..both_end) {
+            let x = interleave_rows(sp.add(o[0] + x0), sp.add(o[1] + x0));
+            madd_into(&mut acc_a, x, wa);
+            madd_into(&mut acc_b, x, wb);
+        }
+        for ((o, _), &wb) in pairs(both_end..n_pairs) {
+            let x = interleave_rows(sp.add(o[0] + x0), sp.add(o[1] + x0));
+            madd_into(&mut acc_b, x, wb);
+        }
+        _mm256_storeu_si256(out_a[x0..x0 + 32].as_mut_ptr().cast(), narrow(acc_a));
+        if let Some(out_b) = out_b.as_deref_mut() {
+            _mm256_storeu_si256(out_b[x0..x0 + 32].as_mut_ptr().cast(), narrow(acc_b));
+        }
+        x0 += 32;
+    }
+    // Rows narrower than a block.
+    for x in x0..w {
+        out_a[x].write(round_fixed(fixed_sum(src, t.offs, t.wa, x), shift));
+        if let Some(out_b) = out_b.as_deref_mut() {
+            out_b[x].write(round_fixed(fixed_sum(src, t.offs, t.wb, x), shift));
+        }
+    }
+}
+
+/// Loads 32 bytes of two rows as 16-bit pairs (row 0, row 1) of one
+/// column per 32-bit lane, in four vectors: columns 0-3 | 16-19, 4-7 |
+/// 20-23, 8-11 | 24-27, 12-15 | 28-31 (per 128-bit half).
+///
+/// # Safety
+/// The CPU must support AVX2; `r0` and `r1` must point at 32 readable
+/// bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn interleave_rows(r0: *const u8, r1: *const u8) -> [std::arch::x86_64::__m256i; 4] {
+    use std::arch::x86_64::*;
+    let (r0, r1) = (_mm256_loadu_si256(r0.cast()), _mm256_loadu_si256(r1.cast()));
+    let zero = _mm256_setzero_si256();
+    let (lo, hi) = (_mm256_unpacklo_epi8(r0, r1), _mm256_unpackhi_epi8(r0, r1));
+    [
+        _mm256_unpacklo_epi8(lo, zero),
+        _mm256_unpackhi_epi8(lo, zero),
+        _mm256_unpacklo_epi8(hi, zero),
+        _mm256_unpackhi_epi8(hi, zero),
+    ]
+}
+
+/// Adds the products of [`interleave_rows`]'s pairs with the packed
+/// weights `w` (see [`FixedTaps`]) to `acc`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn madd_into(
+    acc: &mut [std::arch::x86_64::__m256i; 4],
+    x: [std::arch::x86_64::__m256i; 4],
+    w: i32,
+) {
+    use std::arch::x86_64::*;
+    let wv = _mm256_set1_epi32(w);
+    for (s, x) in acc.iter_mut().zip(x) {
+        *s = _mm256_add_epi32(*s, _mm256_madd_epi16(x, wv));
+    }
+}
+
 /// Loads 32 bytes as four vectors of 8 `f32` lanes, vector `k` holding
 /// bytes `4 * i + k`: each 32-bit lane's bytes taken apart by shifts and a
 /// mask, which run on more ports than byte-to-`i32` shuffles.
