@@ -1069,13 +1069,16 @@ fn round_fixed(acc: i32, shift: u32) -> u8 {
 /// antialiased x2 and x4 reductions): `out_a[x]` (and `out_b[x]`) is
 /// MATLAB's `uint8` of `sum_k w_k * src[offs_k + x] / 2^shift`, the very
 /// value the `f64` sum gives, since that sum is exact too. Integer sums
-/// need no rounding screen, no conversions to float, and take two rows per
-/// multiply (`vpmaddwd`, 16 products per instruction against FMA's 8).
+/// need no rounding screen and no conversions to float, and widening takes
+/// 6 byte unpacks per 64 products (two rows of 32 columns) where the `f32`
+/// sweep splits and converts every byte; `vpmaddwd` does 16 products per
+/// instruction against FMA's 8, though Zen 3 issues one per cycle to two
+/// FMAs, so the multiplies themselves cost the same.
 /// `ahead` is as in [`vertical_rows_u8`]. Every element of the outputs is
 /// written.
 ///
 /// Returns false (doing nothing) unless the CPU has AVX2 and FMA (the
-/// features of the other 8-bit passes, whose prefetch it shares).
+/// features the other 8-bit passes need: one test for the whole path).
 pub(crate) fn vertical_rows_fixed(
     isa: Isa,
     src: &[u8],
