@@ -770,41 +770,30 @@ fn pass_u8(
             }
         }
         // Rows go to the kernel in pairs, which share most input rows.
-        out.par_chunks_mut(w * ROWS_PER_TASK)
-            .enumerate()
-            .for_each_init(
-                || (Vec::new(), Vec::new(), Vec::new()),
-                |(offs_a, offs_b, ahead), (blk, oblk)| {
-                    for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
-                        let y = blk * ROWS_PER_TASK + 2 * i;
-                        tap_offsets(tab, border, w, y, offs_a);
-                        let (out_a, out_b) = pair.split_at_mut(w);
-                        let second = if out_b.is_empty() {
-                            None
-                        } else {
-                            tap_offsets(tab, border, w, y + 1, offs_b);
-                            Some((row_taps(&tab.weights, ws32, y + 1, offs_b), out_b))
-                        };
-                        // The input rows the next pair reads first, which
-                        // this pair does not: prefetched a whole pair ahead.
-                        ahead.clear();
-                        if y + 3 < tab.out_len() {
-                            let last = offs_b.last().copied().unwrap_or(0);
-                            tap_offsets(tab, border, w, y + 3, ahead);
-                            ahead.retain(|&o| o > last);
-                        }
-                        done(kernels::vertical_rows_u8(
-                            isa,
-                            src,
-                            (row_taps(&tab.weights, ws32, y, offs_a), out_a),
-                            second,
-                            ahead,
-                            delta,
-                            &store,
-                        ));
-                    }
-                },
-            );
+        for_each_row_pair(
+            tab,
+            border,
+            w,
+            out,
+            || (),
+            |_, pair| {
+                let second = pair.second.map(|(offs_b, out_b)| {
+                    (row_taps(&tab.weights, ws32, pair.y + 1, offs_b), out_b)
+                });
+                done(kernels::vertical_rows_u8(
+                    isa,
+                    src,
+                    (
+                        row_taps(&tab.weights, ws32, pair.y, pair.offs_a),
+                        pair.out_a,
+                    ),
+                    second,
+                    pair.ahead,
+                    delta,
+                    &store,
+                ));
+            },
+        );
     } else if let Some((layout, poly)) = &pass.layout {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
         let plan = layout.plan(tab);
@@ -844,45 +833,85 @@ fn vertical_pass_fixed(
     border: Border,
     out: &mut [MaybeUninit<u8>],
 ) {
+    for_each_row_pair(tab, border, w, out, PairTaps::default, |taps, pair| {
+        taps.fill(
+            fixed,
+            tab.taps,
+            pair.y,
+            pair.offs_a,
+            pair.second.as_ref().map(|(offs_b, _)| *offs_b),
+        );
+        let ran = kernels::vertical_rows_fixed(
+            isa,
+            src,
+            taps.as_taps(),
+            fixed.shift,
+            pair.out_a,
+            pair.second.map(|(_, out_b)| out_b),
+            pair.ahead,
+        );
+        assert!(ran, "the 8-bit kernels need AVX2 + FMA");
+    });
+}
+
+/// Two consecutive output rows of an 8-bit vertical pass, as
+/// [`for_each_row_pair`] hands them out.
+struct RowPair<'r> {
+    /// The first row.
+    y: usize,
+    /// Offsets of the first row's tap rows in the input plane.
+    offs_a: &'r [usize],
+    out_a: &'r mut [MaybeUninit<u8>],
+    /// Row `y + 1`'s tap offsets and output, unless `y` is the last row.
+    second: Option<(&'r [usize], &'r mut [MaybeUninit<u8>])>,
+    /// Offsets of the input rows the next pair reads first, which this one
+    /// does not: the kernels prefetch them a whole pair ahead.
+    ahead: &'r [usize],
+}
+
+/// Runs `pair_fn(scratch, pair)` for every pair of output rows `(y, y + 1)`
+/// (`y` even) of a vertical pass over a `w`-wide plane into `out`, in
+/// parallel, with per-task `scratch` made by `init`.
+fn for_each_row_pair<X, I, G>(
+    tab: &AxisWeights,
+    border: Border,
+    w: usize,
+    out: &mut [MaybeUninit<u8>],
+    init: I,
+    pair_fn: G,
+) where
+    X: Send,
+    I: Fn() -> X + Sync + Send,
+    G: Fn(&mut X, RowPair<'_>) + Sync + Send,
+{
     out.par_chunks_mut(w * ROWS_PER_TASK)
         .enumerate()
         .for_each_init(
-            <[Vec<usize>; 3]>::default,
-            |[offs_a, offs_b, ahead], (blk, oblk)| {
-                let mut taps = PairTaps::default();
-                for (i, pair) in oblk.chunks_mut(2 * w).enumerate() {
+            || (<[Vec<usize>; 3]>::default(), init()),
+            |([offs_a, offs_b, ahead], scratch), (blk, oblk)| {
+                for (i, rows) in oblk.chunks_mut(2 * w).enumerate() {
                     let y = blk * ROWS_PER_TASK + 2 * i;
-                    let (out_a, out_b) = pair.split_at_mut(w);
+                    let (out_a, out_b) = rows.split_at_mut(w);
                     tap_offsets(tab, border, w, y, offs_a);
-                    let second = (!out_b.is_empty()).then(|| {
+                    let two = !out_b.is_empty();
+                    if two {
                         tap_offsets(tab, border, w, y + 1, offs_b);
-                        out_b
-                    });
-                    taps.fill(
-                        fixed,
-                        tab.taps,
-                        y,
-                        offs_a,
-                        second.is_some().then_some(&offs_b[..]),
-                    );
-                    // The input rows the next pair reads first, which this
-                    // pair does not: prefetched a whole pair ahead.
+                    }
                     ahead.clear();
                     if y + 3 < tab.out_len() {
-                        let last = taps.offs.iter().copied().max().unwrap_or(0);
+                        let read = offs_a.iter().chain(offs_b.iter().filter(|_| two));
+                        let last = read.copied().max().unwrap_or(0);
                         tap_offsets(tab, border, w, y + 3, ahead);
                         ahead.retain(|&o| o > last);
                     }
-                    let ran = kernels::vertical_rows_fixed(
-                        isa,
-                        src,
-                        taps.as_taps(),
-                        fixed.shift,
+                    let pair = RowPair {
+                        y,
+                        offs_a,
                         out_a,
-                        second,
+                        second: two.then_some((&offs_b[..], out_b)),
                         ahead,
-                    );
-                    assert!(ran, "the 8-bit kernels need AVX2 + FMA");
+                    };
+                    pair_fn(scratch, pair);
                 }
             },
         );
