@@ -1328,8 +1328,7 @@ pub(crate) fn resize_u8_with(
         ));
     }
     let axes = Axes::new(in_w, in_h, target, opts)?;
-    let passes = bytes_path(isa, opts, &axes);
-    let Some(passes) = passes else {
+    let Some(passes) = bytes_path(isa, opts, &axes) else {
         let data = img.data.iter().map(|&v| f32::from(v) / 255.0).collect();
         let out = resize_with(
             &Image::from_planar(in_w, in_h, c, crate::BitDepth::U8, data)?,
@@ -1868,7 +1867,6 @@ mod tests {
         assert_eq!(checked, 4 * 3 * 6 * 2 * 2 * 6);
     }
 
-    /// Whole-factor enlargements with 2, 4 or 6 taps per output take the
     /// The 8-bit passes round without screening exactly where the `f32`
     /// sums are exact: dyadic weights (cubic x2 and x4 enlargements and
     /// antialiased reductions, whose taps sit at odd multiples of 1/8;
@@ -1878,9 +1876,7 @@ mod tests {
     fn f32_sums_are_exact_for_dyadic_weights_only() {
         let cubic = Kernel::Cubic { a: -0.5 };
         let exact = |n_in: usize, n_out: usize, kernel: Kernel| {
-            let scale = n_out as f64 / n_in as f64;
-            let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
-            tab.screen_delta(255.0) == 0.0
+            antialiased_table(n_in, n_out, kernel).screen_delta(255.0) == 0.0
         };
         assert!(exact(64, 128, cubic));
         assert!(exact(64, 256, cubic));
@@ -1891,9 +1887,7 @@ mod tests {
         assert!(!exact(192, 64, cubic));
         assert!(!exact(64, 128, Kernel::Lanczos3));
         // Dyadic but too fine for 8-bit sums in 24 bits: screened.
-        let mut tab = AxisWeights::new(64, 128, 2.0, cubic, true).unwrap();
-        tab.weights[0] += f64::powi(2.0, -20);
-        assert!(tab.screen_delta(255.0) > 0.0);
+        assert!(too_fine_cubic_x2().screen_delta(255.0) > 0.0);
     }
 
     /// The exact integer vertical pass takes the tables whose weights are
@@ -1903,8 +1897,7 @@ mod tests {
     fn fixed_point_tables_are_the_dyadic_ones() {
         let cubic = Kernel::Cubic { a: -0.5 };
         let fixed = |n_in: usize, n_out: usize, kernel: Kernel| {
-            let scale = n_out as f64 / n_in as f64;
-            let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
+            let tab = antialiased_table(n_in, n_out, kernel);
             tab.fixed_point().map(|f| {
                 // The integers are the weights, exactly.
                 let unit = f64::powi(2.0, f.shift as i32);
@@ -1932,11 +1925,24 @@ mod tests {
         assert_eq!(fixed(192, 64, cubic), None);
         assert_eq!(fixed(64, 128, Kernel::Lanczos3), None);
         // Dyadic, but 2^-20 is too fine for i16.
-        let mut tab = AxisWeights::new(64, 128, 2.0, cubic, true).unwrap();
-        tab.weights[0] += f64::powi(2.0, -20);
-        assert!(tab.fixed_point().is_none());
+        assert!(too_fine_cubic_x2().fixed_point().is_none());
     }
 
+    /// The weight table of an `n_in -> n_out` resize, antialiased.
+    fn antialiased_table(n_in: usize, n_out: usize, kernel: Kernel) -> AxisWeights {
+        let scale = n_out as f64 / n_in as f64;
+        AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap()
+    }
+
+    /// A cubic x2 table with one weight moved by 2^-20: still dyadic, but
+    /// too fine for either exact path.
+    fn too_fine_cubic_x2() -> AxisWeights {
+        let mut tab = antialiased_table(64, 128, Kernel::Cubic { a: -0.5 });
+        tab.weights[0] += f64::powi(2.0, -20);
+        tab
+    }
+
+    /// Whole-factor enlargements with 2, 4 or 6 taps per output take the
     /// 8-bit polyphase path over all but a few outputs at each border (its
     /// sums are checked by `resize_u8_equals_resize`); downscales and other
     /// factors do not.

@@ -896,6 +896,25 @@ unsafe fn prefetch_rows(src: *const u8, offs: &[usize], x: usize, w: usize) {
     }
 }
 
+/// Prefetches into L2, once per 64-byte line (when `x0` starts one),
+/// column `x0` of the rows at offsets `ahead`: the rows the next pair of
+/// a vertical sweep reads first, fetched one sweep in advance.
+///
+/// # Safety
+/// The CPU must support AVX2 (the features of its callers).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn prefetch_next_pair(src: *const u8, ahead: &[usize], x0: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+    if x0 % 64 == 0 {
+        for &off in ahead {
+            // A prefetch has no architectural effect, wherever it points.
+            _mm_prefetch(src.wrapping_add(off + x0).cast::<i8>(), _MM_HINT_T1);
+        }
+    }
+}
+
 /// # Safety
 /// The CPU must support AVX2 and FMA; `offs[j] + out.len() <= src.len()`
 /// for every tap `j`, and `offs`, `ws` and `ws32` have the same length.
@@ -978,12 +997,7 @@ unsafe fn vertical_pair_u8_avx2<F: Fn(f64) -> u8>(
             prefetch_rows(sp, a.offs, x0 + PREFETCH_AHEAD, w);
             prefetch_rows(sp, &b.offs[taps - d..], x0 + PREFETCH_AHEAD, w);
         }
-        if x0 % 64 == 0 {
-            for &off in ahead {
-                // A prefetch has no architectural effect, wherever it points.
-                _mm_prefetch(sp.wrapping_add(off + x0).cast::<i8>(), _MM_HINT_T1);
-            }
-        }
+        prefetch_next_pair(sp, ahead, x0);
         let (mut acc_a, mut acc_b) = ([_mm256_setzero_ps(); V], [_mm256_setzero_ps(); V]);
         // a's own taps, then the shared ones, then b's own: each row's taps
         // stay in ascending order. Zipped slices, not indices: no bounds
@@ -1143,16 +1157,10 @@ unsafe fn vertical_fixed_avx2(
         // The ragged end as the last 32 columns, some recomputed (the same
         // values).
         x0 = x0.min(w - 32);
-        if x0 % 64 == 0 {
-            // The next pair's new rows, into L2 one sweep ahead: without
-            // this the sweep ran 1.23-1.31x slower (x4 downscale). The f32
-            // sweep's prefetch of its own rows into L1 is left out here:
-            // without it, 0.96-0.99 of the time.
-            for &off in ahead {
-                // A prefetch has no architectural effect, wherever it points.
-                _mm_prefetch(sp.wrapping_add(off + x0).cast::<i8>(), _MM_HINT_T1);
-            }
-        }
+        // Without the next pair's prefetch this sweep ran 1.23-1.31x slower
+        // (x4 downscale). The f32 sweep's prefetch of its own rows into L1
+        // is left out here: without it, 0.96-0.99 of the time.
+        prefetch_next_pair(sp, ahead, x0);
         let (mut acc_a, mut acc_b) = ([zero; 4], [zero; 4]);
         let pairs = |r: std::ops::Range<usize>| {
             t.offs[2 * r.start..2 * r.end]
