@@ -704,9 +704,14 @@ struct BytePass<'a> {
     /// integer arithmetic ([`vertical_pass_fixed`]); the screened `f32`
     /// kernels run otherwise.
     fixed: Option<FixedWeights>,
-    /// The weights rounded to `f32` (empty with `fixed`).
+    /// The table in fixed point with its weights paired, when the
+    /// horizontal pass runs in exact integer arithmetic
+    /// (`kernels::resample::horizontal_strip_fixed`: x2 and x4 reductions).
+    paired: Option<kernels::PairedWeights>,
+    /// The weights rounded to `f32` (empty with `fixed` or `paired`).
     ws32: Vec<f32>,
-    /// The screen's bound, [`AxisWeights::screen_delta`] (0 with `fixed`).
+    /// The screen's bound, [`AxisWeights::screen_delta`] (0 with `fixed`
+    /// or `paired`).
     delta: f64,
     /// A horizontal pass's strip layout and polyphase run.
     layout: Option<(StripLayout, Option<kernels::Polyphase>)>,
@@ -714,21 +719,30 @@ struct BytePass<'a> {
 
 impl<'a> BytePass<'a> {
     fn new(vertical: bool, tab: &'a AxisWeights, border: Border) -> BytePass<'a> {
-        let fixed = vertical.then(|| tab.fixed_point()).flatten();
-        let (ws32, delta) = if fixed.is_some() {
+        let fixed = tab.fixed_point();
+        let strips = (!vertical).then(|| StripLayout::new(tab, border));
+        let paired = strips.as_ref().and_then(|layout| {
+            let f = fixed.as_ref()?;
+            let positions = layout.pmap.len();
+            kernels::PairedWeights::new(&layout.base, positions, tab.taps, &f.weights, f.shift)
+        });
+        let fixed = fixed.filter(|_| vertical);
+        let (ws32, delta) = if fixed.is_some() || paired.is_some() {
             (Vec::new(), 0.0)
         } else {
             (tab.weights_f32(), tab.screen_delta(255.0))
         };
-        let layout = (!vertical).then(|| {
-            let layout = StripLayout::new(tab, border);
-            let poly = kernels::Polyphase::find(&layout.plan(tab), &ws32);
+        let layout = strips.map(|layout| {
+            let poly = (paired.is_none())
+                .then(|| kernels::Polyphase::find(&layout.plan(tab), &ws32))
+                .flatten();
             (layout, poly)
         });
         BytePass {
             vertical,
             tab,
             fixed,
+            paired,
             ws32,
             delta,
             layout,
@@ -797,6 +811,20 @@ fn pass_u8(
     } else if let Some((layout, poly)) = &pass.layout {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
         let plan = layout.plan(tab);
+        if let Some(pw) = &pass.paired {
+            return for_each_horizontal_strip(
+                &plan,
+                out,
+                |_| vec![0i32; pw.scratch_len()],
+                |plan, y0, oblk, cells| {
+                    let nrows = oblk.len() / w_out;
+                    let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+                    done(kernels::horizontal_strip_fixed(
+                        isa, plan, pw, rows, cells, oblk,
+                    ));
+                },
+            );
+        }
         for_each_horizontal_strip(
             &plan,
             out,
@@ -1926,6 +1954,33 @@ mod tests {
         assert_eq!(fixed(64, 128, Kernel::Lanczos3), None);
         // Dyadic, but 2^-20 is too fine for i16.
         assert!(too_fine_cubic_x2().fixed_point().is_none());
+    }
+
+    /// The exact integer horizontal pass takes the x2 and x4 reductions in
+    /// fixed point, whose outputs' taps all start at positions of one parity,
+    /// for both borders; enlargements and x3 go to the `f32` strip (the bytes
+    /// of both are checked by `resize_u8_equals_resize`).
+    #[test]
+    fn paired_horizontal_pass_takes_even_factor_reductions() {
+        let cubic = Kernel::Cubic { a: -0.5 };
+        for border in [Border::Replicate, Border::Symmetric] {
+            // Output size ceil(n_in * scale), as `ResizeTarget::Scale` makes it.
+            let paired = |n_in: usize, scale: f64| {
+                let n_out = (n_in as f64 * scale).ceil() as usize;
+                let tab = AxisWeights::new(n_in, n_out, scale, cubic, true).unwrap();
+                BytePass::new(false, &tab, border).paired.is_some()
+            };
+            for (n_in, scale) in [(256, 0.25), (256, 0.5), (61, 0.5), (1501, 0.25), (5, 0.25)] {
+                assert!(paired(n_in, scale), "{n_in} x{scale} {border:?}");
+            }
+            for (n_in, scale) in [(64, 2.0), (64, 4.0), (192, 1.0 / 3.0), (64, 3.0)] {
+                assert!(!paired(n_in, scale), "{n_in} x{scale} {border:?}");
+            }
+            // A vertical pass keeps its own fixed-point sweep.
+            let tab = antialiased_table(256, 64, cubic);
+            let vertical = BytePass::new(true, &tab, border);
+            assert!(vertical.paired.is_none() && vertical.fixed.is_some());
+        }
     }
 
     /// The weight table of an `n_in -> n_out` resize, antialiased.

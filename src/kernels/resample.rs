@@ -1237,6 +1237,268 @@ unsafe fn madd_into(
     }
 }
 
+/// A horizontal pass's fixed-point weights laid out for
+/// [`horizontal_strip_fixed`]: every output's first tap sits at a padded
+/// position of the same parity (as in reductions by 2 and 4, whose outputs
+/// step 2 or 4 positions), so its taps read whole pairs of positions
+/// `(parity + 2q, parity + 2q + 1)`, pair cell `q`, and each pair's two
+/// weights are packed into one `i32` (see [`pack_weights`]) for
+/// `vpmaddwd`.
+#[derive(Debug, Clone)]
+pub(crate) struct PairedWeights {
+    /// Weights are integer multiples of `2^-shift`.
+    shift: u32,
+    /// The parity of every output's first tap position.
+    parity: usize,
+    /// Padded positions of a strip.
+    positions: usize,
+    /// Pair cells of a strip: `(positions - parity) / 2`, rounded up.
+    cells: usize,
+    /// Cells per output (an odd last tap is paired with weight 0).
+    pairs: usize,
+    /// Each output's first cell; `first_cell[x] + pairs <= cells`.
+    first_cell: Vec<usize>,
+    /// `pairs` packed weights per output.
+    packed: Vec<i32>,
+}
+
+impl PairedWeights {
+    /// Pairs the weights of the outputs whose first taps are at padded
+    /// positions `base` (of `positions`), `taps` each, weight `j` of output
+    /// `x` being `weights[x * taps + j] / 2^shift`; `None` when the first
+    /// taps' parities differ (enlargements, odd factors).
+    pub(crate) fn new(
+        base: &[usize],
+        positions: usize,
+        taps: usize,
+        weights: &[i16],
+        shift: u32,
+    ) -> Option<PairedWeights> {
+        assert_eq!(weights.len(), base.len() * taps);
+        assert!(base.iter().all(|&b| b + taps <= positions));
+        let parity = base.first().map_or(0, |b| b % 2);
+        if base.iter().any(|b| b % 2 != parity) || taps == 0 || shift >= 31 {
+            return None;
+        }
+        let pairs = taps.div_ceil(2);
+        let packed = weights
+            .chunks_exact(taps)
+            .flat_map(|w| {
+                (0..pairs)
+                    .map(move |k| pack_weights(w[2 * k], w.get(2 * k + 1).copied().unwrap_or(0)))
+            })
+            .collect();
+        // An output's last pair starts at base + 2 * (pairs - 1) <= base +
+        // taps - 1 < positions, so it is a cell.
+        Some(PairedWeights {
+            shift,
+            parity,
+            positions,
+            cells: (positions - parity).div_ceil(2),
+            pairs,
+            first_cell: base.iter().map(|&b| (b - parity) / 2).collect(),
+            packed,
+        })
+    }
+
+    /// The `i32` scratch [`horizontal_strip_fixed`] takes: [`STRIP`] per
+    /// cell.
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.cells * STRIP
+    }
+}
+
+/// One strip of up to [`STRIP`] rows of the 8-bit horizontal pass in exact
+/// integer arithmetic, for tables in fixed point whose outputs' taps start
+/// at positions of one parity ([`PairedWeights`]): `out[r][x]` is MATLAB's
+/// `uint8` of the exact sum `sum_j w_j * rows[r][pmap[base[x] + j]]`, as
+/// [`vertical_rows_fixed`] computes it down the columns. The rows are first
+/// laid out as pair cells, cell `q` holding, for each row, positions
+/// `(parity + 2q, parity + 2q + 1)` as two `i16` in one 32-bit lane, so
+/// that one `vpmaddwd` takes two taps of eight rows; where the `f32` strip
+/// spends one widened float per position and one FMA per tap, this spends
+/// half a lane and half a multiply. `cells` is scratch of
+/// [`PairedWeights::scratch_len`] values.
+///
+/// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
+pub(crate) fn horizontal_strip_fixed(
+    isa: Isa,
+    plan: &HorizontalPlan<'_>,
+    pw: &PairedWeights,
+    rows: &[u8],
+    cells: &mut [i32],
+    out: &mut [MaybeUninit<u8>],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        let w_out = plan.base.len();
+        let nrows = out.len() / w_out;
+        assert!(nrows <= STRIP && out.len() == nrows * w_out);
+        assert!(rows.len() >= nrows * plan.w_in);
+        // The weights were paired for this plan's outputs and positions,
+        // every output's cells within them (checked when they were).
+        assert!(pw.first_cell.len() == w_out && pw.positions == plan.pmap.len());
+        assert!(cells.len() >= pw.scratch_len());
+        // SAFETY: AVX2 and FMA are present; the bounds are asserted above
+        // (and the plan's own when it was made).
+        unsafe {
+            match pw.pairs {
+                4 => horizontal_fixed_avx2::<4>(plan, pw, rows, cells, out),
+                8 => horizontal_fixed_avx2::<8>(plan, pw, rows, cells, out),
+                _ => horizontal_fixed_avx2::<0>(plan, pw, rows, cells, out),
+            }
+        }
+        return true;
+    }
+    let _ = (isa, plan, pw, rows, cells, out);
+    false
+}
+
+/// The exact sum of output `x`, row `r`, from the pair cells of
+/// [`horizontal_strip_fixed`].
+#[inline]
+fn paired_sum(pw: &PairedWeights, cells: &[i32], q0: usize, x: usize, r: usize) -> i32 {
+    let ws = &pw.packed[x * pw.pairs..(x + 1) * pw.pairs];
+    ws.iter()
+        .enumerate()
+        .map(|(k, &w)| {
+            let c = cells[(q0 + k) * STRIP + r];
+            i32::from(w as i16) * i32::from(c as i16) + (w >> 16) * (c >> 16)
+        })
+        .sum()
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA, and the bounds that
+/// [`horizontal_strip_fixed`] asserts must hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn horizontal_fixed_avx2<const PAIRS: usize>(
+    plan: &HorizontalPlan<'_>,
+    pw: &PairedWeights,
+    rows: &[u8],
+    cells: &mut [i32],
+    out: &mut [MaybeUninit<u8>],
+) {
+    use std::arch::x86_64::*;
+    let (w_in, w_out) = (plan.w_in, plan.base.len());
+    // PAIRS = 0: the pair count known only at run time.
+    let pairs = if PAIRS == 0 { pw.pairs } else { PAIRS };
+    let nrows = out.len() / w_out;
+    let (plen, par, n_cells) = (plan.pmap.len(), pw.parity, pw.cells);
+    // Cells whose two positions lie in the consecutive run, 8 at a time:
+    // 16 bytes of each row widened to 8 pairs and transposed (the 32-bit
+    // lanes move as wholes, so the float shuffles carry them unchanged).
+    let run = &plan.consecutive;
+    let first = (run.start.max(par) - par).div_ceil(2);
+    let groups = (run.end.saturating_sub(par) / 2).saturating_sub(first) / 8;
+    let rp = rows.as_ptr();
+    for g in 0..groups {
+        let q = first + 8 * g;
+        // In bounds: positions par + 2q .. par + 2q + 16 lie in the run, so
+        // these 16 columns do in each row r < nrows.
+        let ix = plan.pmap[par + 2 * q];
+        let v: [__m256; 8] = std::array::from_fn(|r| {
+            if r < nrows {
+                let b = _mm_loadu_si128(rp.add(r * w_in + ix).cast());
+                _mm256_castsi256_ps(_mm256_cvtepu8_epi16(b))
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        for (k, cell) in transpose8(v).iter().enumerate() {
+            _mm256_storeu_ps(cells.as_mut_ptr().add((q + k) * STRIP).cast(), *cell);
+        }
+    }
+    // The other cells (the border's, and the run's ragged ends) one lane at
+    // a time; a position past the last pads with 0 (its weight is 0).
+    let sample = |r: usize, p: usize| {
+        if p < plen {
+            i32::from(rows[r * w_in + plan.pmap[p]])
+        } else {
+            0
+        }
+    };
+    for q in (0..first).chain(first + 8 * groups..n_cells) {
+        let p = par + 2 * q;
+        for (r, c) in cells[q * STRIP..(q + 1) * STRIP].iter_mut().enumerate() {
+            *c = if r < nrows {
+                sample(r, p) | sample(r, p + 1) << 16
+            } else {
+                0
+            };
+        }
+    }
+    let cells: &[i32] = cells;
+    let cp = cells.as_ptr();
+    let wp = pw.packed.as_ptr();
+    let q0 = |x: usize| pw.first_cell[x];
+    let half = _mm256_set1_epi32((1i32 << pw.shift) >> 1);
+    let count = _mm_cvtsi32_si128(pw.shift as i32);
+    // Within each 128-bit half, moves byte 4 * l + r to 4 * r + l (a 4x4
+    // transpose of outputs l and rows r).
+    let order = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+        14, 3, 7, 11, 15,
+    );
+    // Blocks of 8 outputs; a ragged end as the last 8 (some summed twice, to
+    // the same bytes).
+    let blocks = (w_out >= 8).then(|| {
+        (0..w_out - 7)
+            .step_by(8)
+            .chain((w_out % 8 != 0).then_some(w_out - 8))
+    });
+    for x in blocks.into_iter().flatten() {
+        // acc[l]: rows 0..8 of output x + l.
+        let mut acc = [_mm256_setzero_si256(); 8];
+        let cl: [*const i32; 8] = std::array::from_fn(|l| cp.add(q0(x + l) * STRIP));
+        let wl: [*const i32; 8] = std::array::from_fn(|l| wp.add((x + l) * pairs));
+        // Pairs outermost: eight independent sums advance together.
+        for k in 0..pairs {
+            for (l, a) in acc.iter_mut().enumerate() {
+                let c = _mm256_loadu_si256(cl[l].add(k * STRIP).cast());
+                let w = _mm256_set1_epi32(*wl[l].add(k));
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(c, w));
+            }
+        }
+        let v = acc.map(|a| _mm256_sra_epi32(_mm256_add_epi32(a, half), count));
+        // Saturating packs give, per 128-bit half h, the bytes of outputs
+        // 0-3 (and 4-7) of rows 4h..4h+4 at 4 * l + r; the shuffle makes
+        // them row-major and the unpacks join the two output halves.
+        let lo = _mm256_packus_epi16(
+            _mm256_packs_epi32(v[0], v[1]),
+            _mm256_packs_epi32(v[2], v[3]),
+        );
+        let hi = _mm256_packus_epi16(
+            _mm256_packs_epi32(v[4], v[5]),
+            _mm256_packs_epi32(v[6], v[7]),
+        );
+        let (lo, hi) = (
+            _mm256_shuffle_epi8(lo, order),
+            _mm256_shuffle_epi8(hi, order),
+        );
+        // Rows 0, 1, 4, 5 and then 2, 3, 6, 7, 8 bytes (outputs x..x+8) each.
+        let mut bytes = [0u64; 8];
+        _mm256_storeu_si256(bytes.as_mut_ptr().cast(), _mm256_unpacklo_epi32(lo, hi));
+        _mm256_storeu_si256(
+            bytes.as_mut_ptr().add(4).cast(),
+            _mm256_unpackhi_epi32(lo, hi),
+        );
+        for (r, &slot) in [0, 1, 4, 5, 2, 3, 6, 7].iter().enumerate().take(nrows) {
+            store8(&mut out[r * w_out + x..r * w_out + x + 8], bytes[slot]);
+        }
+    }
+    // Rows narrower than a block.
+    if w_out < 8 {
+        for x in 0..w_out {
+            for r in 0..nrows {
+                let s = paired_sum(pw, cells, q0(x), x, r);
+                out[r * w_out + x].write(round_fixed(s, pw.shift));
+            }
+        }
+    }
+}
+
 /// Loads 32 bytes as four vectors of 8 `f32` lanes, vector `k` holding
 /// bytes `4 * i + k`: each 32-bit lane's bytes taken apart by shifts and a
 /// mask, which run on more ports than byte-to-`i32` shuffles.
