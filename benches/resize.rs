@@ -12,8 +12,9 @@
 //! * `srkit_1t_u8io`: the same plus converting interleaved RGB8 into a
 //!   planar `Image` and the result back to interleaved RGB8 — the fair
 //!   like-for-like with the two peers, which work on interleaved u8.
-//! * `srkit_bytes_1t`: `srkit::resample::resize_u8` on the three planes as
-//!   bytes (same result as `resize`, sample for sample).
+//! * `srkit_bytes_1t` / `srkit_bytes_2t`: `srkit::resample::resize_u8` on
+//!   the three planes as bytes (same result as `resize`, sample for
+//!   sample), in a 1- or 2-thread pool.
 //! * `fir_planes_1t`: `fast_image_resize` on the same three byte planes
 //!   (`U8`), one after another: the like-for-like of `srkit_bytes_1t`.
 //! * `fir_1t`: `fast_image_resize` (no rayon feature: single-threaded),
@@ -128,6 +129,9 @@ fn bench_case(c: &mut Criterion, name: &str, src: (usize, usize), dst: (usize, u
     };
     group.bench_function(BenchmarkId::new("srkit_bytes_1t", ""), |b| {
         pool1.install(|| b.iter(|| resize_u8(black_box(&bytes), target, &opts).expect("resize")))
+    });
+    group.bench_function(BenchmarkId::new("srkit_bytes_2t", ""), |b| {
+        pool2.install(|| b.iter(|| resize_u8(black_box(&bytes), target, &opts).expect("resize")))
     });
 
     let fir_planes: Vec<_> = bytes

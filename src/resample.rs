@@ -708,10 +708,14 @@ struct BytePass<'a> {
     /// horizontal pass runs in exact integer arithmetic
     /// (`kernels::resample::horizontal_strip_fixed`: x2 and x4 reductions).
     paired: Option<kernels::PairedWeights>,
-    /// The weights rounded to `f32` (empty with `fixed` or `paired`).
+    /// The table in fixed point with its polyphase run, when the
+    /// horizontal pass runs in exact integer arithmetic
+    /// (`kernels::resample::polyphase_rows_fixed`: x2 and x4 enlargements).
+    phased: Option<kernels::FixedPhases>,
+    /// The weights rounded to `f32` (empty with any of the integer passes).
     ws32: Vec<f32>,
-    /// The screen's bound, [`AxisWeights::screen_delta`] (0 with `fixed`
-    /// or `paired`).
+    /// The screen's bound, [`AxisWeights::screen_delta`] (0 with any of
+    /// the integer passes).
     delta: f64,
     /// A horizontal pass's strip layout and polyphase run.
     layout: Option<(StripLayout, Option<kernels::Polyphase>)>,
@@ -726,14 +730,18 @@ impl<'a> BytePass<'a> {
             let positions = layout.pmap.len();
             kernels::PairedWeights::new(&layout.base, positions, tab.taps, &f.weights, f.shift)
         });
+        let phased = strips.as_ref().and_then(|layout| {
+            let f = fixed.as_ref().filter(|_| paired.is_none())?;
+            kernels::FixedPhases::new(&layout.plan(tab), &f.weights, f.shift)
+        });
         let fixed = fixed.filter(|_| vertical);
-        let (ws32, delta) = if fixed.is_some() || paired.is_some() {
+        let (ws32, delta) = if fixed.is_some() || paired.is_some() || phased.is_some() {
             (Vec::new(), 0.0)
         } else {
             (tab.weights_f32(), tab.screen_delta(255.0))
         };
         let layout = strips.map(|layout| {
-            let poly = (paired.is_none())
+            let poly = (paired.is_none() && phased.is_none())
                 .then(|| kernels::Polyphase::find(&layout.plan(tab), &ws32))
                 .flatten();
             (layout, poly)
@@ -743,6 +751,7 @@ impl<'a> BytePass<'a> {
             tab,
             fixed,
             paired,
+            phased,
             ws32,
             delta,
             layout,
@@ -811,6 +820,18 @@ fn pass_u8(
     } else if let Some((layout, poly)) = &pass.layout {
         let (w_in, w_out) = (tab.in_len, tab.out_len());
         let plan = layout.plan(tab);
+        if let Some(phases) = &pass.phased {
+            return for_each_horizontal_strip(
+                &plan,
+                out,
+                |_| (),
+                |plan, y0, oblk, _| {
+                    let nrows = oblk.len() / w_out;
+                    let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+                    done(kernels::polyphase_rows_fixed(isa, plan, phases, rows, oblk));
+                },
+            );
+        }
         if let Some(pw) = &pass.paired {
             return for_each_horizontal_strip(
                 &plan,
@@ -1980,6 +2001,38 @@ mod tests {
             let tab = antialiased_table(256, 64, cubic);
             let vertical = BytePass::new(true, &tab, border);
             assert!(vertical.paired.is_none() && vertical.fixed.is_some());
+        }
+    }
+
+    /// The exact integer polyphase pass takes the horizontal x2 and x4
+    /// enlargements in fixed point (bicubic, linear) that are long enough,
+    /// for both borders; x3, Lanczos3 and reductions do not (the bytes of
+    /// every path are checked by `resize_u8_equals_resize`).
+    #[test]
+    fn fixed_phases_take_dyadic_enlargements() {
+        let cubic = Kernel::Cubic { a: -0.5 };
+        for border in [Border::Replicate, Border::Symmetric] {
+            let phased = |n_in: usize, scale: f64, kernel: Kernel| {
+                let n_out = (n_in as f64 * scale).ceil() as usize;
+                let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
+                BytePass::new(false, &tab, border).phased.is_some()
+            };
+            for (n_in, scale, kernel) in [
+                (61, 2.0, cubic),
+                (61, 4.0, cubic),
+                (512, 4.0, cubic),
+                (61, 2.0, Kernel::Linear),
+            ] {
+                assert!(phased(n_in, scale, kernel), "{n_in} x{scale} {kernel:?}");
+            }
+            for (n_in, scale, kernel) in [
+                (5, 4.0, cubic),
+                (61, 3.0, cubic),
+                (61, 2.0, Kernel::Lanczos3),
+                (256, 0.25, cubic),
+            ] {
+                assert!(!phased(n_in, scale, kernel), "{n_in} x{scale} {kernel:?}");
+            }
         }
     }
 

@@ -217,6 +217,8 @@ pub(crate) struct Polyphase {
     first: usize,
     /// Blocks of 8 periods in the run.
     blocks: usize,
+    /// Whole periods in the run (the blocks' and up to 7 more).
+    periods: usize,
     /// Input column of output `first`'s first tap.
     col0: usize,
     /// Phase `p`'s first tap column, relative to `col0`.
@@ -262,6 +264,7 @@ impl Polyphase {
                 period,
                 first,
                 blocks,
+                periods: (end - first) / period,
                 col0: plan.pmap[base[first]],
                 offs,
             })
@@ -1496,6 +1499,207 @@ unsafe fn horizontal_fixed_avx2<const PAIRS: usize>(
                 out[r * w_out + x].write(round_fixed(s, pw.shift));
             }
         }
+    }
+}
+
+/// A whole-factor enlargement's [`Polyphase`] run with its weights in
+/// fixed point, for [`polyphase_rows_fixed`]: bicubic x2 and x4 and linear
+/// x2, whose weights are multiples of `2^-shift` that fit `i16`.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedPhases {
+    run: Polyphase,
+    taps: usize,
+    /// Weights are integer multiples of `2^-shift`.
+    shift: u32,
+    /// The whole table, `taps` per output (the outputs outside the run are
+    /// summed from it one by one).
+    weights: Vec<i16>,
+    /// Phase `p`'s weights in packed pairs (see [`pack_weights`]).
+    packed: [[i32; 2]; 4],
+}
+
+impl FixedPhases {
+    /// The run of `plan` with the fixed-point `weights` (`taps` per output,
+    /// each `/ 2^shift`), if there is one that [`polyphase_rows_fixed`] has
+    /// an instance for: 2 or 4 phases of 2 or 4 taps, phases starting at
+    /// most one column apart (so it is for whole-factor enlargements), at
+    /// least 16 periods long.
+    pub(crate) fn new(plan: &HorizontalPlan<'_>, weights: &[i16], shift: u32) -> Option<Self> {
+        let taps = plan.taps;
+        assert_eq!(weights.len(), plan.base.len() * taps);
+        // Equal integers are equal floats: the run's phases repeat exactly.
+        let as_f32: Vec<f32> = weights.iter().map(|&w| f32::from(w)).collect();
+        let run = Polyphase::find(plan, &as_f32)?;
+        let supported = matches!(run.period, 2 | 4)
+            && matches!(taps, 2 | 4)
+            && run.offs[..run.period].iter().all(|&o| o <= 1)
+            && run.periods >= 16
+            && shift < 31;
+        let packed = std::array::from_fn(|p| {
+            std::array::from_fn(|m| {
+                let w = |j: usize| {
+                    (p < run.period && j < taps)
+                        .then(|| weights[(run.first + p) * taps + j])
+                        .unwrap_or(0)
+                };
+                pack_weights(w(2 * m), w(2 * m + 1))
+            })
+        });
+        supported.then(|| FixedPhases {
+            run,
+            taps,
+            shift,
+            weights: weights.to_vec(),
+            packed,
+        })
+    }
+}
+
+/// Rows of an 8-bit whole-factor enlargement's horizontal pass in exact
+/// integer arithmetic: `rows` holds `out.len() / w_out` rows of `w_in`
+/// bytes; output `x` is MATLAB's `uint8` of the exact sum
+/// `sum_j w_j * row[pmap[base[x] + j]]`, as [`vertical_rows_fixed`] makes
+/// it. In the run, 16 consecutive `k` of a phase read 16 consecutive
+/// columns per tap, so each tap pair's columns are widened and interleaved
+/// once for all phases and one `vpmaddwd` takes two taps of 8 outputs (the
+/// `f32` run spends one FMA per tap of 8, and a rounding screen); the few
+/// outputs at the borders are summed one by one.
+///
+/// Returns false (doing nothing) unless the CPU has AVX2 and FMA.
+pub(crate) fn polyphase_rows_fixed(
+    isa: Isa,
+    plan: &HorizontalPlan<'_>,
+    phases: &FixedPhases,
+    rows: &[u8],
+    out: &mut [MaybeUninit<u8>],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.use_avx2_fma() {
+        let (w_in, w_out, taps) = (plan.w_in, plan.base.len(), plan.taps);
+        let nrows = out.len() / w_out;
+        assert!(out.len() == nrows * w_out && rows.len() >= nrows * w_in);
+        assert!(phases.taps == taps && phases.weights.len() == w_out * taps);
+        let run = &phases.run;
+        // All the run's whole periods, not only its blocks of 8.
+        let outputs = run.first..run.first + run.period * run.periods;
+        assert!(outputs.end <= w_out);
+        // Columns col0 .. col0 + n are read (the run's taps, within the row).
+        let n = run.periods + run.offs.iter().max().map_or(0, |&o| o) + taps - 1;
+        assert!(run.col0 + n <= w_in);
+        let shift = phases.shift;
+        for r in 0..nrows {
+            let row = &rows[r * w_in..(r + 1) * w_in];
+            let orow = &mut out[r * w_out..(r + 1) * w_out];
+            for x in (0..run.first).chain(outputs.end..w_out) {
+                let ws = &phases.weights[x * taps..(x + 1) * taps];
+                let sum: i32 = ws
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &w)| i32::from(w) * i32::from(row[plan.pmap[plan.base[x] + j]]))
+                    .sum();
+                orow[x].write(round_fixed(sum, shift));
+            }
+            let row = &row[run.col0..run.col0 + n];
+            // SAFETY: AVX2 and FMA are present; the run's columns lie in
+            // the row and its outputs in `orow` (asserted).
+            unsafe {
+                match (run.period, taps) {
+                    (2, 2) => phases_fixed_avx2::<2, 2>(phases, row, orow),
+                    (2, 4) => phases_fixed_avx2::<2, 4>(phases, row, orow),
+                    (4, 2) => phases_fixed_avx2::<4, 2>(phases, row, orow),
+                    _ => phases_fixed_avx2::<4, 4>(phases, row, orow),
+                }
+            }
+        }
+        return true;
+    }
+    let _ = (isa, plan, phases, rows, out);
+    false
+}
+
+/// The run of [`polyphase_rows_fixed`] on one row, `row` starting at the
+/// run's first column: 16 periods at a time (a ragged end as the last 16,
+/// some outputs written twice with the same bytes).
+///
+/// # Safety
+/// The CPU must support AVX2; `row` must hold the run's columns and `orow`
+/// its outputs, and `(P, TAPS)` must be the run's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn phases_fixed_avx2<const P: usize, const TAPS: usize>(
+    phases: &FixedPhases,
+    row: &[u8],
+    orow: &mut [MaybeUninit<u8>],
+) {
+    use std::arch::x86_64::*;
+    let run = &phases.run;
+    let k_len = run.periods;
+    let half = _mm256_set1_epi32((1i32 << phases.shift) >> 1);
+    let count = _mm_cvtsi32_si128(phases.shift as i32);
+    let wv: [[__m256i; 2]; P] =
+        std::array::from_fn(|p| phases.packed[p].map(|w| _mm256_set1_epi32(w)));
+    let offs: [usize; P] = std::array::from_fn(|p| run.offs[p]);
+    // The last column offset a tap pair reads.
+    let top = offs.iter().max().map_or(0, |&o| o) + TAPS - 1;
+    debug_assert!(k_len + top <= row.len());
+    let rp = row.as_ptr();
+    let mut kb = 0;
+    while kb < k_len {
+        kb = kb.min(k_len - 16);
+        // x[s]: columns kb + s .. kb + s + 16 widened to i16 (in the row:
+        // kb + top + 16 <= k_len + top, its length).
+        let x: [__m256i; 5] = std::array::from_fn(|s| {
+            if s <= top {
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(rp.add(kb + s).cast()))
+            } else {
+                _mm256_setzero_si256()
+            }
+        });
+        // pairs[s]: columns (kb + s + k, kb + s + k + 1) per 32-bit lane, for
+        // k = 0-3 | 8-11 and 4-7 | 12-15 (the unpacks work per 128-bit half).
+        let pairs: [[__m256i; 2]; 4] = std::array::from_fn(|s| {
+            [
+                _mm256_unpacklo_epi16(x[s], x[s + 1]),
+                _mm256_unpackhi_epi16(x[s], x[s + 1]),
+            ]
+        });
+        // v[p]: phase p's 16 outputs as i16, k = 0-7 | 8-15.
+        let v: [__m256i; P] = std::array::from_fn(|p| {
+            let mut acc = [_mm256_setzero_si256(); 2];
+            for m in 0..TAPS / 2 {
+                let pr = pairs[offs[p] + 2 * m];
+                for (a, c) in acc.iter_mut().zip(pr) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(c, wv[p][m]));
+                }
+            }
+            let r = acc.map(|a| _mm256_sra_epi32(_mm256_add_epi32(a, half), count));
+            _mm256_packs_epi32(r[0], r[1])
+        });
+        // Output P * k + p of the block is phase p's k-th: interleave the
+        // phases, narrow with saturation, and put the 128-bit halves in order.
+        let x0 = run.first + P * kb;
+        let dst = orow[x0..x0 + 16 * P].as_mut_ptr().cast::<__m256i>();
+        if P == 2 {
+            let lo = _mm256_unpacklo_epi16(v[0], v[1]);
+            let hi = _mm256_unpackhi_epi16(v[0], v[1]);
+            _mm256_storeu_si256(dst, _mm256_packus_epi16(lo, hi));
+        } else {
+            let a_lo = _mm256_unpacklo_epi16(v[0], v[1]);
+            let a_hi = _mm256_unpackhi_epi16(v[0], v[1]);
+            let b_lo = _mm256_unpacklo_epi16(v[2], v[3]);
+            let b_hi = _mm256_unpackhi_epi16(v[2], v[3]);
+            let d0 = _mm256_packus_epi16(
+                _mm256_unpacklo_epi32(a_lo, b_lo),
+                _mm256_unpackhi_epi32(a_lo, b_lo),
+            );
+            let d1 = _mm256_packus_epi16(
+                _mm256_unpacklo_epi32(a_hi, b_hi),
+                _mm256_unpackhi_epi32(a_hi, b_hi),
+            );
+            _mm256_storeu_si256(dst, _mm256_permute2x128_si256::<0x20>(d0, d1));
+            _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256::<0x31>(d0, d1));
+        }
+        kb += 16;
     }
 }
 
