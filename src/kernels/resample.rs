@@ -1538,9 +1538,11 @@ impl FixedPhases {
         let packed = std::array::from_fn(|p| {
             std::array::from_fn(|m| {
                 let w = |j: usize| {
-                    (p < run.period && j < taps)
-                        .then(|| weights[(run.first + p) * taps + j])
-                        .unwrap_or(0)
+                    if p < run.period && j < taps {
+                        weights[(run.first + p) * taps + j]
+                    } else {
+                        0
+                    }
                 };
                 pack_weights(w(2 * m), w(2 * m + 1))
             })
