@@ -761,7 +761,9 @@ impl<'a> BytePass<'a> {
 
 /// One pass of [`resize_u8`]'s 8-bit path over a plane `src` of width `w`
 /// (the vertical pass's) into `out`, writing every element of it: exact
-/// integer sums where the table allows ([`vertical_pass_fixed`]), else
+/// integer sums where the table allows ([`vertical_pass_fixed`]; for the
+/// horizontal pass `kernels::resample::horizontal_strip_fixed` and
+/// `polyphase_rows_fixed`), else
 /// MATLAB's `uint8` rounding decided in `f32` where that is exact (see
 /// [`kernels::vertical_rows_u8`]). Needs AVX2 + FMA.
 fn pass_u8(
@@ -1985,12 +1987,7 @@ mod tests {
     fn paired_horizontal_pass_takes_even_factor_reductions() {
         let cubic = Kernel::Cubic { a: -0.5 };
         for border in [Border::Replicate, Border::Symmetric] {
-            // Output size ceil(n_in * scale), as `ResizeTarget::Scale` makes it.
-            let paired = |n_in: usize, scale: f64| {
-                let n_out = (n_in as f64 * scale).ceil() as usize;
-                let tab = AxisWeights::new(n_in, n_out, scale, cubic, true).unwrap();
-                BytePass::new(false, &tab, border).paired.is_some()
-            };
+            let paired = |n_in: usize, scale: f64| integer_horizontal(n_in, scale, cubic, border).0;
             for (n_in, scale) in [(256, 0.25), (256, 0.5), (61, 0.5), (1501, 0.25), (5, 0.25)] {
                 assert!(paired(n_in, scale), "{n_in} x{scale} {border:?}");
             }
@@ -2013,9 +2010,7 @@ mod tests {
         let cubic = Kernel::Cubic { a: -0.5 };
         for border in [Border::Replicate, Border::Symmetric] {
             let phased = |n_in: usize, scale: f64, kernel: Kernel| {
-                let n_out = (n_in as f64 * scale).ceil() as usize;
-                let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
-                BytePass::new(false, &tab, border).phased.is_some()
+                integer_horizontal(n_in, scale, kernel, border).1
             };
             for (n_in, scale, kernel) in [
                 (61, 2.0, cubic),
@@ -2034,6 +2029,16 @@ mod tests {
                 assert!(!phased(n_in, scale, kernel), "{n_in} x{scale} {kernel:?}");
             }
         }
+    }
+
+    /// Whether the horizontal 8-bit pass of an `n_in`-wide row scaled by
+    /// `scale` (output width `ceil(n_in * scale)`, as `ResizeTarget::Scale`
+    /// makes it) runs the integer reduction and the integer polyphase kernel.
+    fn integer_horizontal(n_in: usize, scale: f64, kernel: Kernel, border: Border) -> (bool, bool) {
+        let n_out = (n_in as f64 * scale).ceil() as usize;
+        let tab = AxisWeights::new(n_in, n_out, scale, kernel, true).unwrap();
+        let pass = BytePass::new(false, &tab, border);
+        (pass.paired.is_some(), pass.phased.is_some())
     }
 
     /// The weight table of an `n_in -> n_out` resize, antialiased.
