@@ -1592,6 +1592,19 @@ pub(crate) fn polyphase_rows_fixed(
         for r in 0..nrows {
             let row = &rows[r * w_in..(r + 1) * w_in];
             let orow = &mut out[r * w_out..(r + 1) * w_out];
+            let run_cols = &row[run.col0..run.col0 + n];
+            // SAFETY: AVX2 and FMA are present; the run's columns lie in
+            // the row and its outputs in `orow` (asserted).
+            unsafe {
+                match (run.period, taps) {
+                    (2, 2) => phases_fixed_avx2::<2, 2>(phases, run_cols, orow),
+                    (2, 4) => phases_fixed_avx2::<2, 4>(phases, run_cols, orow),
+                    (4, 2) => phases_fixed_avx2::<4, 2>(phases, run_cols, orow),
+                    _ => phases_fixed_avx2::<4, 4>(phases, run_cols, orow),
+                }
+            }
+            // The border outputs after the run, which has brought the row
+            // into cache: summed first, they waited for its first load.
             for x in (0..run.first).chain(outputs.end..w_out) {
                 let ws = &phases.weights[x * taps..(x + 1) * taps];
                 let sum: i32 = ws
@@ -1600,17 +1613,6 @@ pub(crate) fn polyphase_rows_fixed(
                     .map(|(j, &w)| i32::from(w) * i32::from(row[plan.pmap[plan.base[x] + j]]))
                     .sum();
                 orow[x].write(round_fixed(sum, shift));
-            }
-            let row = &row[run.col0..run.col0 + n];
-            // SAFETY: AVX2 and FMA are present; the run's columns lie in
-            // the row and its outputs in `orow` (asserted).
-            unsafe {
-                match (run.period, taps) {
-                    (2, 2) => phases_fixed_avx2::<2, 2>(phases, row, orow),
-                    (2, 4) => phases_fixed_avx2::<2, 4>(phases, row, orow),
-                    (4, 2) => phases_fixed_avx2::<4, 2>(phases, row, orow),
-                    _ => phases_fixed_avx2::<4, 4>(phases, row, orow),
-                }
             }
         }
         return true;
