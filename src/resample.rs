@@ -596,27 +596,32 @@ fn pass_vertical<S, T, F>(
     });
 }
 
-/// Runs `strip_fn(plan, y0, out_strip, scratch)` for every strip of up to
-/// [`STRIP`] output rows of a horizontal pass (`y0` its first row), in
+/// Runs `strip_fn(plan, rows, out_strip, scratch)` for every strip of up
+/// to [`STRIP`] output rows of a horizontal pass over the plane `src`
+/// (`rows`: the strip's input rows, `plan`'s `w_in` samples each), in
 /// parallel; `init(padded_len)` makes each worker's `scratch`.
-fn for_each_horizontal_strip<T, X, I, G>(
+fn for_each_horizontal_strip<S, T, X, I, G>(
     plan: &kernels::HorizontalPlan<'_>,
+    src: &[S],
     out: &mut [T],
     init: I,
     strip_fn: G,
 ) where
+    S: Sync,
     T: Send,
     X: Send,
     I: Fn(usize) -> X + Sync + Send,
-    G: Fn(&kernels::HorizontalPlan<'_>, usize, &mut [T], &mut X) + Sync + Send,
+    G: Fn(&kernels::HorizontalPlan<'_>, &[S], &mut [T], &mut X) + Sync + Send,
 {
-    let plen = plan.padded_len();
-    out.par_chunks_mut(plan.out_len() * STRIP)
-        .enumerate()
-        .for_each_init(
-            || init(plen),
-            |scratch, (blk, oblk)| strip_fn(plan, blk * STRIP, oblk, scratch),
-        );
+    let (plen, w_in, w_out) = (plan.padded_len(), plan.in_len(), plan.out_len());
+    out.par_chunks_mut(w_out * STRIP).enumerate().for_each_init(
+        || init(plen),
+        |scratch, (blk, oblk)| {
+            let y0 = blk * STRIP;
+            let rows = &src[y0 * w_in..(y0 + oblk.len() / w_out) * w_in];
+            strip_fn(plan, rows, oblk, scratch)
+        },
+    );
 }
 
 /// Where a horizontal pass's taps read: the padded positions of a strip.
@@ -679,15 +684,14 @@ fn pass_horizontal<S, T, F>(
     T: Copy + Send,
     F: Fn(f64) -> T + Sync,
 {
-    let (w_in, w_out) = (tab.in_len, tab.out_len());
+    let w_out = tab.out_len();
     let layout = StripLayout::new(tab, border);
     for_each_horizontal_strip(
         &layout.plan(tab),
+        src,
         out,
         |plen| (vec![0.0f64; plen * STRIP], vec![0.0f64; w_out * STRIP]),
-        |plan, y0, oblk, (strip, sums)| {
-            let nrows = oblk.len() / w_out;
-            let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+        |plan, rows, oblk, (strip, sums)| {
             kernels::horizontal_strip(isa, plan, rows, strip, sums, oblk, &store);
         },
     );
@@ -820,16 +824,15 @@ fn pass_u8(
             },
         );
     } else if let Some((layout, poly)) = &pass.layout {
-        let (w_in, w_out) = (tab.in_len, tab.out_len());
+        let w_in = tab.in_len;
         let plan = layout.plan(tab);
         if let Some(phases) = &pass.phased {
             return for_each_horizontal_strip(
                 &plan,
+                src,
                 out,
                 |_| (),
-                |plan, y0, oblk, _| {
-                    let nrows = oblk.len() / w_out;
-                    let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+                |plan, rows, oblk, _| {
                     done(kernels::polyphase_rows_fixed(isa, plan, phases, rows, oblk));
                 },
             );
@@ -837,11 +840,10 @@ fn pass_u8(
         if let Some(pw) = &pass.paired {
             return for_each_horizontal_strip(
                 &plan,
+                src,
                 out,
                 |_| vec![0i32; pw.scratch_len()],
-                |plan, y0, oblk, cells| {
-                    let nrows = oblk.len() / w_out;
-                    let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+                |plan, rows, oblk, cells| {
                     done(kernels::horizontal_strip_fixed(
                         isa, plan, pw, rows, cells, oblk,
                     ));
@@ -850,12 +852,11 @@ fn pass_u8(
         }
         for_each_horizontal_strip(
             &plan,
+            src,
             out,
             // The strip, then one row's samples for the polyphase run.
             |plen| vec![0.0f32; plen * STRIP + w_in],
-            |plan, y0, oblk, strip| {
-                let nrows = oblk.len() / w_out;
-                let rows = &src[y0 * w_in..(y0 + nrows) * w_in];
+            |plan, rows, oblk, strip| {
                 done(kernels::horizontal_strip_u8(
                     isa,
                     plan,

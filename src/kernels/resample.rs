@@ -293,6 +293,11 @@ impl HorizontalPlan<'_> {
     pub(crate) fn out_len(&self) -> usize {
         self.base.len()
     }
+
+    /// Input samples per row.
+    pub(crate) fn in_len(&self) -> usize {
+        self.w_in
+    }
 }
 
 /// One strip of up to [`STRIP`] rows of the horizontal pass.
