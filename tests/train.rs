@@ -30,6 +30,7 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
         seed: 5,
         val_every,
         init: None,
+        revive_dead: false,
     }
 }
 

@@ -98,6 +98,14 @@ pub struct TrainArgs {
     /// of the same architecture and width). Ignored by --resume.
     #[arg(long, value_name = "MODEL.safetensors")]
     init: Option<PathBuf>,
+
+    /// At the start of every --val-every interval, re-initialise the ReLU
+    /// units that never fire on a probe set of training patches (incoming
+    /// weights re-drawn, outgoing weights zero, so the network's output is
+    /// unchanged): units that Adam's early steps killed regain their
+    /// gradient. srcnn and vdsr only. May be switched on or off on --resume.
+    #[arg(long)]
+    revive_dead: bool,
 }
 
 struct Bar {
@@ -115,6 +123,19 @@ impl TrainObserver for Bar {
     }
     fn on_warm_start(&mut self, copied: usize, total: usize) {
         eprintln!("--init: {copied} of the network's {total} tensors start from the given model");
+    }
+    fn on_revival(&mut self, step: u64, revived: &[usize]) {
+        let counts: Vec<String> = revived.iter().map(|n| n.to_string()).collect();
+        let line = format!(
+            "step {step}: revived {} dead units (per hidden layer: {})",
+            revived.iter().sum::<usize>(),
+            counts.join(", ")
+        );
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
     fn on_step(&mut self, step: u64, loss: f32, pps: f64) {
         self.bar.set_position(step);
@@ -209,6 +230,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         val_every: a.val_every,
         init: a.init.clone(),
+        revive_dead: a.revive_dead,
     };
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(

@@ -34,7 +34,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::{Backend, Eager, Ops, ParamStore, Tensor};
+use crate::nn::{Backend, Conv2d, Eager, Ops, ParamStore, Tensor};
 
 pub use edsr::{Edsr, EdsrConfig};
 pub use espcn::{Espcn, EspcnConfig};
@@ -304,6 +304,18 @@ impl Network {
     /// on [`Eager`].
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
         each_network!(self, n => n.forward(o, store, x))
+    }
+
+    /// The convolutions of a network that is a plain chain `conv, ReLU,
+    /// conv, ReLU, …, conv` (SRCNN; VDSR, whose global skip comes after the
+    /// chain), in order; `None` for every other shape. Training uses it to
+    /// find and revive dead ReLU units ([`crate::train::revive`]).
+    pub fn relu_chain(&self) -> Option<Vec<Conv2d>> {
+        match self {
+            Network::Srcnn(n) => Some(n.relu_chain()),
+            Network::Vdsr(n) => Some(n.relu_chain()),
+            _ => None,
+        }
     }
 
     /// Tape-free forward pass on the CPU-or-other `backend`.

@@ -139,6 +139,12 @@ impl Srcnn {
         }
     }
 
+    /// The three convolutions in order: the network is the plain chain
+    /// `conv1, ReLU, conv2, ReLU, conv3`.
+    pub fn relu_chain(&self) -> Vec<Conv2d> {
+        vec![self.conv1, self.conv2, self.conv3]
+    }
+
     /// Forward pass: `[N, 1, H, W]` → `[N, 1, H − 2r, W − 2r]` (valid
     /// convolutions, `r` = receptive radius).
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {

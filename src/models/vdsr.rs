@@ -112,6 +112,12 @@ impl Vdsr {
         NetworkIo::padded(ColorSpace::Y, None, self.config.receptive_radius(), false)
     }
 
+    /// The convolutions in order: a plain chain `conv, ReLU, …, conv` (the
+    /// global skip adds the input after the last).
+    pub fn relu_chain(&self) -> Vec<Conv2d> {
+        self.layers.clone()
+    }
+
     /// Forward pass: `[N, 1, H, W]` → `[N, 1, H, W]`, input + residual.
     pub fn forward<O: Ops>(&self, o: &mut O, store: &ParamStore, x: &O::Value) -> Result<O::Value> {
         let (last, hidden) = self

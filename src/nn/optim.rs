@@ -1,7 +1,7 @@
 //! Optimisers.
 
 use super::backend::{AdamStep, Backend, CPU};
-use super::params::{Gradients, ParamStore};
+use super::params::{Gradients, ParamId, ParamStore};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,17 @@ impl Adam {
     /// The state, for checkpointing.
     pub fn state(&self) -> &AdamState {
         &self.state
+    }
+
+    /// Clears both moments of elements `range` of parameter `id`, as if they
+    /// had never had a gradient (for re-initialised weights).
+    pub fn reset_moments(&mut self, id: ParamId, range: std::ops::Range<usize>) {
+        let i = id.index();
+        for moments in [&mut self.state.m[i], &mut self.state.v[i]] {
+            if let Some(part) = moments.get_mut(range.clone()) {
+                part.fill(0.0);
+            }
+        }
     }
 
     /// Applies one update to every parameter of `store` that has a gradient.

@@ -18,11 +18,14 @@
 
 pub mod data;
 mod plot;
+pub mod revive;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -98,6 +101,11 @@ pub struct TrainConfig {
     /// run starts; a resumed run takes its weights from the checkpoint.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Before every validation interval, re-initialise the ReLU units that
+    /// no probe patch makes fire ([`revive`]). Plain conv-ReLU chains only
+    /// (srcnn, vdsr).
+    #[serde(default)]
+    pub revive_dead: bool,
 }
 
 impl TrainConfig {
@@ -127,6 +135,15 @@ impl TrainConfig {
         }
         if self.scales.is_empty() || self.scales.contains(&0) {
             return Err(Error::invalid("scale", format!("{:?}", self.scales)));
+        }
+        if self.revive_dead && !matches!(self.arch.as_str(), "srcnn" | "vdsr") {
+            return Err(Error::invalid(
+                "revive-dead",
+                format!(
+                    "{} is not a plain conv-ReLU chain (only srcnn and vdsr are)",
+                    self.arch
+                ),
+            ));
         }
         Ok(())
     }
@@ -193,6 +210,11 @@ pub trait TrainObserver {
     /// network's tensors were copied from them.
     fn on_warm_start(&mut self, copied: usize, total: usize) {
         let _ = (copied, total);
+    }
+    /// Called when dead units were revived before step `step + 1`: how many
+    /// in each hidden layer (called only when there were any).
+    fn on_revival(&mut self, step: u64, revived: &[usize]) {
+        let _ = (step, revived);
     }
     /// Called after every step with the step just finished (1-based) and its loss.
     fn on_step(&mut self, step: u64, loss: f32, patches_per_sec: f64) {
@@ -273,6 +295,11 @@ struct CheckpointState {
 }
 
 const CHECKPOINT_KEY: &str = "srkit.checkpoint";
+
+/// Batches of training patches a unit must stay silent on to count as dead.
+const REVIVAL_PROBE_BATCHES: u64 = 8;
+/// Mixed into the run's seed for the re-drawn weights of revived units.
+const REVIVAL_SEED: u64 = 0x7265_7669_7665;
 
 fn save_checkpoint(
     path: &Path,
@@ -402,14 +429,15 @@ pub fn train(
             batch: config.batch,
             patch: config.patch,
             init: config.init.clone(),
+            revive_dead: config.revive_dead,
             ..saved.config.clone()
         } == *config;
         if !same_run {
             return Err(Error::invalid(
                 "resume",
                 "the checkpoint was made with a different model, data, loss or seed (only \
-                 --steps, --lr, --lr-halve-every, --batch, --patch and --val-every may change \
-                 on resume)",
+                 --steps, --lr, --lr-halve-every, --batch, --patch, --val-every and \
+                 --revive-dead may change on resume)",
             ));
         }
         adam = Adam::from_state(&model.params, adam.config, adam_state)?;
@@ -458,12 +486,43 @@ pub fn train(
         .map(|d| Dataset::from_dir(d))
         .collect::<Result<Vec<_>>>()?;
 
+    // The probe set for dead units: batches from streams no step draws.
+    // Revival runs at the start of every validation interval, after the
+    // checkpoint at its step was written: a run resumed from that
+    // checkpoint repeats the same revival (same probes, same weights, same
+    // draws) and continues exactly as the uninterrupted run.
+    let relu_chain = match config.revive_dead {
+        true => model.network.relu_chain(),
+        false => None,
+    };
+    let probes = match relu_chain {
+        Some(_) => (0..REVIVAL_PROBE_BATCHES)
+            .map(|k| sampler.batch(u64::MAX - k))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .map(|(input, _)| input)
+            .collect(),
+        None => Vec::new(),
+    };
+
     observer.on_start(st.step, config.steps);
     let batches = sampler.spawn(st.step, config.steps);
     let run_start = Instant::now();
     let wall_before = st.wall_seconds;
     let mut last = Instant::now();
     while st.step < config.steps {
+        if let Some(chain) = relu_chain
+            .as_deref()
+            .filter(|_| st.step % config.val_every == 0)
+        {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ REVIVAL_SEED);
+            rng.set_stream(st.step);
+            let revived =
+                revive::revive_dead_units(chain, &mut model.params, &mut adam, &probes, &mut rng)?;
+            if revived.iter().any(|&n| n > 0) {
+                observer.on_revival(st.step, &revived);
+            }
+        }
         let (input, target) = batches
             .recv()
             .map_err(|_| Error::Model("the data thread stopped".into()))??;
