@@ -34,6 +34,19 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
     }
 }
 
+/// Every tensor of a checkpoint (weights and Adam moments), sorted by name.
+fn checkpoint_tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut t: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    t.sort();
+    t
+}
+
 fn weights(path: &Path) -> Vec<Vec<f32>> {
     let m = Model::load(path).unwrap();
     m.params
@@ -226,17 +239,7 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(train(&other, &parts, true, &mut Silent).is_err());
     train(&full, &parts, true, &mut Silent).unwrap();
     // Weights and Adam moments of the last checkpoints are identical.
-    let ck = |name: &str| -> Vec<(String, Vec<u8>)> {
-        let bytes = std::fs::read(dir.path().join(name)).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut t: Vec<_> = st
-            .tensors()
-            .into_iter()
-            .map(|(n, v)| (n, v.data().to_vec()))
-            .collect();
-        t.sort();
-        t
-    };
+    let ck = |name: &str| checkpoint_tensors(&dir.path().join(name));
     let (a, b) = (ck("whole.ckpt.safetensors"), ck("parts.ckpt.safetensors"));
     assert_eq!(a.len(), 18);
     assert!(a == b, "checkpoint tensors differ after resume");
@@ -258,6 +261,68 @@ fn resumed_run_equals_uninterrupted_run() {
     let rows = log("parts.log.csv");
     assert!(rows.lines().last().unwrap().starts_with("60,"), "{rows}");
     assert_eq!(rows.lines().count(), 4, "{rows}");
+}
+
+/// Records the steps at which dead units were revived.
+struct Revivals(Vec<(u64, Vec<usize>)>);
+
+impl TrainObserver for Revivals {
+    fn on_revival(&mut self, step: u64, revived: &[usize]) {
+        self.0.push((step, revived.to_vec()));
+    }
+}
+
+/// --revive-dead: a learning rate high enough to kill units at once gets
+/// them revived at the next interval, and a run resumed at that interval
+/// repeats the same revival, so it still equals the uninterrupted run.
+#[test]
+fn dead_units_are_revived_and_resume_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut full = config(30, 15);
+    full.lr = 1e-2;
+    full.revive_dead = true;
+    let mut seen = Revivals(Vec::new());
+    train(
+        &full,
+        &dir.path().join("whole.safetensors"),
+        false,
+        &mut seen,
+    )
+    .unwrap();
+    assert!(
+        seen.0
+            .iter()
+            .any(|(step, n)| *step == 15 && n.iter().sum::<usize>() > 0),
+        "{:?}",
+        seen.0
+    );
+    let parts = dir.path().join("parts.safetensors");
+    train(
+        &TrainConfig {
+            steps: 15,
+            ..full.clone()
+        },
+        &parts,
+        false,
+        &mut Silent,
+    )
+    .unwrap();
+    train(&full, &parts, true, &mut Silent).unwrap();
+    let ck = |name: &str| checkpoint_tensors(&dir.path().join(name));
+    assert!(ck("whole.ckpt.safetensors") == ck("parts.ckpt.safetensors"));
+    // Architectures that are not plain conv-ReLU chains are refused.
+    let espcn = TrainConfig {
+        arch: "espcn".into(),
+        arch_config: serde_json::json!({"scale": 3, "n1": 64, "n2": 32}),
+        ..full
+    };
+    assert!(train(
+        &espcn,
+        &dir.path().join("e.safetensors"),
+        false,
+        &mut Silent
+    )
+    .is_err());
 }
 
 #[test]
