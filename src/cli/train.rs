@@ -115,6 +115,18 @@ struct Bar {
     scales: String,
 }
 
+impl Bar {
+    /// Prints a line above the bar, or to stderr when the bar is hidden (a
+    /// background run, a CI log).
+    fn print_line(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
 impl TrainObserver for Bar {
     fn on_start(&mut self, start: u64, total: u64) {
         self.bar.set_length(total);
@@ -131,11 +143,7 @@ impl TrainObserver for Bar {
             revived.iter().sum::<usize>(),
             counts.join(", ")
         );
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
+        self.print_line(line);
     }
     fn on_step(&mut self, step: u64, loss: f32, pps: f64) {
         self.bar.set_position(step);
@@ -162,11 +170,7 @@ impl TrainObserver for Bar {
         if !self.scales.is_empty() {
             line += &format!(" (mean of {})", std::mem::take(&mut self.scales));
         }
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
+        self.print_line(line);
     }
 }
 

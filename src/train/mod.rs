@@ -136,15 +136,6 @@ impl TrainConfig {
         if self.scales.is_empty() || self.scales.contains(&0) {
             return Err(Error::invalid("scale", format!("{:?}", self.scales)));
         }
-        if self.revive_dead && !matches!(self.arch.as_str(), "srcnn" | "vdsr") {
-            return Err(Error::invalid(
-                "revive-dead",
-                format!(
-                    "{} is not a plain conv-ReLU chain (only srcnn and vdsr are)",
-                    self.arch
-                ),
-            ));
-        }
         Ok(())
     }
 }
@@ -397,6 +388,17 @@ pub fn train(
         config.scales.clone(),
         config.seed,
     )?;
+    // The convolutions whose dead units --revive-dead revives (refused
+    // here, before any work, for networks that are not plain chains).
+    let relu_chain = match config.revive_dead {
+        true => Some(model.network.relu_chain().ok_or_else(|| {
+            Error::invalid(
+                "revive-dead",
+                format!("{} is not a plain conv-ReLU chain", config.arch),
+            )
+        })?),
+        false => None,
+    };
     let mut adam = Adam::new(
         &model.params,
         AdamConfig {
@@ -491,17 +493,10 @@ pub fn train(
     // checkpoint at its step was written: a run resumed from that
     // checkpoint repeats the same revival (same probes, same weights, same
     // draws) and continues exactly as the uninterrupted run.
-    let relu_chain = match config.revive_dead {
-        true => model.network.relu_chain(),
-        false => None,
-    };
     let probes = match relu_chain {
         Some(_) => (0..REVIVAL_PROBE_BATCHES)
-            .map(|k| sampler.batch(u64::MAX - k))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .map(|(input, _)| input)
-            .collect(),
+            .map(|k| sampler.batch(u64::MAX - k).map(|(input, _)| input))
+            .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
 
