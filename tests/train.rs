@@ -31,6 +31,7 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
         val_every,
         init: None,
         revive_dead: false,
+        ema_decay: None,
     }
 }
 
@@ -281,6 +282,8 @@ fn dead_units_are_revived_and_resume_stays_exact() {
     let mut full = config(30, 15);
     full.lr = 1e-2;
     full.revive_dead = true;
+    // The weight average's copies of revived units restart with them.
+    full.ema_decay = Some(0.9);
     let mut seen = Revivals(Vec::new());
     train(
         &full,
@@ -309,7 +312,12 @@ fn dead_units_are_revived_and_resume_stays_exact() {
     .unwrap();
     train(&full, &parts, true, &mut Silent).unwrap();
     let ck = |name: &str| checkpoint_tensors(&dir.path().join(name));
-    assert!(ck("whole.ckpt.safetensors") == ck("parts.ckpt.safetensors"));
+    let whole = ck("whole.ckpt.safetensors");
+    assert_eq!(
+        whole.iter().filter(|(n, _)| n.starts_with("ema.")).count(),
+        6
+    );
+    assert!(whole == ck("parts.ckpt.safetensors"));
     // Architectures that are not plain conv-ReLU chains are refused.
     let espcn = TrainConfig {
         arch: "espcn".into(),
@@ -323,6 +331,67 @@ fn dead_units_are_revived_and_resume_stays_exact() {
         &mut Silent
     )
     .is_err());
+}
+
+/// --ema: validation scores, and the best weights keep, the average of the
+/// weights, not the last step's; a run may switch it on when resumed.
+#[test]
+fn weight_average_is_what_validation_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    // One validation, at the end, decides the best weights.
+    let mut cfg = config(20, 20);
+    cfg.ema_decay = Some(0.8);
+    let out = dir.path().join("avg.safetensors");
+    train(&cfg, &out, false, &mut Silent).unwrap();
+    let tensors = checkpoint_tensors(&dir.path().join("avg.ckpt.safetensors"));
+    let best = Model::load(&out).unwrap();
+    let mut compared = 0;
+    for id in best.params.ids() {
+        let name = best.params.name(id);
+        let kept: Vec<u8> = best
+            .params
+            .get(id)
+            .data()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let find = |n: &str| &tensors.iter().find(|(t, _)| t == n).unwrap().1;
+        assert_eq!(&kept, find(&format!("ema.{name}")), "{name}");
+        assert_ne!(
+            &kept,
+            find(name),
+            "{name}: the average equals the last weights"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 6);
+
+    // Switched on at a resume: the checkpoint gains the average.
+    let plain = dir.path().join("plain.safetensors");
+    let mut first = config(20, 10);
+    first.steps = 10;
+    train(&first, &plain, false, &mut Silent).unwrap();
+    let averages = || {
+        checkpoint_tensors(&dir.path().join("plain.ckpt.safetensors"))
+            .iter()
+            .filter(|(n, _)| n.starts_with("ema."))
+            .count()
+    };
+    assert_eq!(averages(), 0);
+    train(
+        &TrainConfig {
+            ema_decay: Some(0.8),
+            ..config(20, 10)
+        },
+        &plain,
+        true,
+        &mut Silent,
+    )
+    .unwrap();
+    assert_eq!(averages(), 6);
+    // A decay of 1 would never move: refused.
+    cfg.ema_decay = Some(1.0);
+    assert!(train(&cfg, &dir.path().join("x.safetensors"), false, &mut Silent).is_err());
 }
 
 #[test]

@@ -88,8 +88,8 @@ pub struct TrainArgs {
     val_every: u64,
 
     /// Continue the run whose checkpoint sits beside --out (--steps, --lr,
-    /// --lr-halve-every, --batch, --patch and --val-every may differ from
-    /// the run's; the rest must match).
+    /// --lr-halve-every, --batch, --patch, --val-every, --revive-dead and
+    /// --ema may differ from the run's; the rest must match).
     #[arg(long)]
     resume: bool,
 
@@ -106,6 +106,14 @@ pub struct TrainArgs {
     /// gradient. srcnn and vdsr only. May be switched on or off on --resume.
     #[arg(long)]
     revive_dead: bool,
+
+    /// Validate, and keep as the best weights, an exponential moving
+    /// average of the weights with this decay per step (e.g. 0.999, an
+    /// average over about the last 1000 steps) rather than the last step's
+    /// weights, which carry the optimiser's step-to-step noise. May be
+    /// switched on (the average starts from the weights) or off on --resume.
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f32>,
 }
 
 struct Bar {
@@ -235,6 +243,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         val_every: a.val_every,
         init: a.init.clone(),
         revive_dead: a.revive_dead,
+        ema_decay: a.ema,
     };
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(

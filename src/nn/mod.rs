@@ -54,7 +54,7 @@ pub use backend::{
 pub use graph::{Graph, RunningStats, Var};
 pub use layers::{Conv2d, ConvTranspose2d, Prelu};
 pub use ops::{Eager, Ops};
-pub use optim::{Adam, AdamConfig, AdamState};
+pub use optim::{Adam, AdamConfig, AdamState, WeightAverage};
 pub use params::{tensor_from_view, Gradients, ParamId, ParamStore};
 pub use tensor::Tensor;
 

@@ -405,6 +405,35 @@ fn adam_matches_pytorch_formula() {
 }
 
 #[test]
+fn weight_average_follows_its_recurrence() {
+    // Decay 0.5 towards weights that jump from 0 to 1: the average is
+    // 1 - 0.5^t after t updates (exact in binary floating point).
+    let mut store = ParamStore::new();
+    let id = store.add("p", Tensor::zeros(&[2])).expect("add");
+    let mut average = WeightAverage::new(&store, 0.5).expect("average");
+    store.get_mut(id).data_mut().fill(1.0);
+    for t in 1..=3 {
+        average.update(&store);
+        let expected = 1.0 - 0.5f32.powi(t);
+        assert_eq!(average.weights().get(id).data(), &[expected, expected]);
+    }
+    // Re-initialised elements restart from the weights; the rest keep
+    // their history.
+    store.get_mut(id).data_mut()[1] = 7.0;
+    average.reset_to(&store, id, 1..2);
+    assert_eq!(average.weights().get(id).data(), &[0.875, 7.0]);
+    // Continued from a saved average: the same; from another model's, or
+    // with a decay outside [0, 1): refused.
+    let saved = average.weights().clone();
+    let resumed = WeightAverage::resume(&store, saved, 0.5).expect("resume");
+    assert_eq!(resumed.weights().get(id), average.weights().get(id));
+    let other = store_of(&[("p", &[3])], 1);
+    assert!(WeightAverage::resume(&store, other, 0.5).is_err());
+    assert!(WeightAverage::new(&store, 1.0).is_err());
+    assert!(WeightAverage::new(&store, -0.1).is_err());
+}
+
+#[test]
 fn param_store_safetensors_roundtrip() {
     let store = store_of(&[("a.weight", &[2, 3]), ("a.bias", &[3])], 9);
     let bytes = store.to_safetensors().expect("save");

@@ -5,7 +5,8 @@
 //! - `FILE.safetensors`: the best weights so far (by validation PSNR), a
 //!   model file with its training record;
 //! - `FILE.ckpt.safetensors`: the latest checkpoint — weights, Adam moments,
-//!   step, loss accumulator, best score, wall time. The data sampler's state
+//!   the weight average if one is kept, step, loss accumulator, best score,
+//!   wall time. The data sampler's state
 //!   is the step itself ([`data::PatchSampler`]), so nothing else is needed;
 //! - `FILE.log.csv`: one row per validation (step, learning rate, mean
 //!   training loss since the previous row, validation PSNR/SSIM, time);
@@ -32,7 +33,9 @@ use crate::error::{Error, Result};
 use crate::eval::{self, Dataset, EvalOptions};
 use crate::infer::ModelUpscaler;
 use crate::models::{Model, TrainingRecord};
-use crate::nn::{tensor_from_view, Adam, AdamConfig, AdamState, Graph, ParamStore, Tensor};
+use crate::nn::{
+    tensor_from_view, Adam, AdamConfig, AdamState, Graph, ParamStore, Tensor, WeightAverage,
+};
 
 use data::PatchSampler;
 
@@ -106,6 +109,12 @@ pub struct TrainConfig {
     /// (srcnn, vdsr).
     #[serde(default)]
     pub revive_dead: bool,
+    /// Validate, and keep as the best weights, an exponential moving
+    /// average of the weights with this decay per step
+    /// ([`WeightAverage`]; BasicSR's `ema_decay`, typically 0.999) instead
+    /// of the last step's weights. The checkpoint keeps both.
+    #[serde(default)]
+    pub ema_decay: Option<f32>,
 }
 
 impl TrainConfig {
@@ -135,6 +144,12 @@ impl TrainConfig {
         }
         if self.scales.is_empty() || self.scales.contains(&0) {
             return Err(Error::invalid("scale", format!("{:?}", self.scales)));
+        }
+        if let Some(decay) = self.ema_decay.filter(|d| !(0.0..1.0).contains(d)) {
+            return Err(Error::invalid(
+                "ema",
+                format!("decay {decay} must be in [0, 1)"),
+            ));
         }
         Ok(())
     }
@@ -292,10 +307,14 @@ const REVIVAL_PROBE_BATCHES: u64 = 8;
 /// Mixed into the run's seed for the re-drawn weights of revived units.
 const REVIVAL_SEED: u64 = 0x7265_7669_7665;
 
+/// Name prefix of a checkpoint's weight-average tensors.
+const AVERAGE_PREFIX: &str = "ema.";
+
 fn save_checkpoint(
     path: &Path,
     model: &Model,
     adam: &AdamState,
+    average: Option<&WeightAverage>,
     st: &CheckpointState,
 ) -> Result<()> {
     let mut all = ParamStore::new();
@@ -312,6 +331,12 @@ fn save_checkpoint(
             format!("adam.v.{name}"),
             Tensor::new(value.shape(), adam.v[i].clone())?,
         )?;
+        if let Some(average) = average {
+            all.add(
+                format!("{AVERAGE_PREFIX}{name}"),
+                average.weights().get(id).clone(),
+            )?;
+        }
     }
     let json = serde_json::to_string(st).map_err(|e| Error::Model(e.to_string()))?;
     let bytes =
@@ -319,7 +344,15 @@ fn save_checkpoint(
     crate::io::write_atomic(path, |w| w.write_all(&bytes))
 }
 
-fn load_checkpoint(path: &Path, model: &mut Model) -> Result<(AdamState, CheckpointState)> {
+/// What [`load_checkpoint`] restores besides the model's weights.
+struct Restored {
+    adam: AdamState,
+    /// The weight average's tensors, if the run kept one.
+    average: Option<ParamStore>,
+    state: CheckpointState,
+}
+
+fn load_checkpoint(path: &Path, model: &mut Model) -> Result<Restored> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |why: String| Error::Model(format!("checkpoint {}: {why}", path.display()));
     let (_, header) =
@@ -342,14 +375,23 @@ fn load_checkpoint(path: &Path, model: &mut Model) -> Result<(AdamState, Checkpo
         m: Vec::new(),
         v: Vec::new(),
     };
+    let has_average = file.names().iter().any(|n| n.starts_with(AVERAGE_PREFIX));
+    let mut average = has_average.then(|| model.params.clone());
     let ids: Vec<_> = model.params.ids().collect();
     for id in ids {
         let name = model.params.name(id).to_string();
         model.params.set(&name, get(&name)?)?;
         adam.m.push(get(&format!("adam.m.{name}"))?.into_data());
         adam.v.push(get(&format!("adam.v.{name}"))?.into_data());
+        if let Some(average) = &mut average {
+            average.set(&name, get(&format!("{AVERAGE_PREFIX}{name}"))?)?;
+        }
     }
-    Ok((adam, st))
+    Ok(Restored {
+        adam,
+        average,
+        state: st,
+    })
 }
 
 /// The outcome of [`train`].
@@ -417,8 +459,10 @@ pub fn train(
         best_ssim: 0.0,
         log: Vec::new(),
     };
+    let mut average = None;
     if resume {
-        let (adam_state, saved) = load_checkpoint(&files.checkpoint, &mut model)?;
+        let restored = load_checkpoint(&files.checkpoint, &mut model)?;
+        let saved = restored.state;
         // The schedule (length, learning rate, batch and patch size,
         // validation interval) may change on resume — a step's batch is a
         // pure function of (seed, step, batch, patch) — and what defines
@@ -432,17 +476,24 @@ pub fn train(
             patch: config.patch,
             init: config.init.clone(),
             revive_dead: config.revive_dead,
+            ema_decay: config.ema_decay,
             ..saved.config.clone()
         } == *config;
         if !same_run {
             return Err(Error::invalid(
                 "resume",
                 "the checkpoint was made with a different model, data, loss or seed (only \
-                 --steps, --lr, --lr-halve-every, --batch, --patch, --val-every and \
-                 --revive-dead may change on resume)",
+                 --steps, --lr, --lr-halve-every, --batch, --patch, --val-every, \
+                 --revive-dead and --ema may change on resume)",
             ));
         }
-        adam = Adam::from_state(&model.params, adam.config, adam_state)?;
+        adam = Adam::from_state(&model.params, adam.config, restored.adam)?;
+        // An average switched on at this resume starts from the weights.
+        average = match (config.ema_decay, restored.average) {
+            (Some(decay), Some(saved)) => Some(WeightAverage::resume(&model.params, saved, decay)?),
+            (Some(decay), None) => Some(WeightAverage::new(&model.params, decay)?),
+            (None, _) => None,
+        };
         st = CheckpointState {
             config: TrainConfig {
                 init: saved.config.init.clone(),
@@ -458,9 +509,14 @@ pub fn train(
                 files.checkpoint.display()
             ),
         ));
-    } else if let Some(init) = &config.init {
-        let copied = model.warm_start(&Model::load(init)?)?;
-        observer.on_warm_start(copied, model.params.len());
+    } else {
+        if let Some(init) = &config.init {
+            let copied = model.warm_start(&Model::load(init)?)?;
+            observer.on_warm_start(copied, model.params.len());
+        }
+        if let Some(decay) = config.ema_decay {
+            average = Some(WeightAverage::new(&model.params, decay)?);
+        }
     }
 
     let io = model.network.io();
@@ -512,10 +568,17 @@ pub fn train(
         {
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ REVIVAL_SEED);
             rng.set_stream(st.step);
-            let revived =
+            let revival =
                 revive::revive_dead_units(chain, &mut model.params, &mut adam, &probes, &mut rng)?;
-            if revived.iter().any(|&n| n > 0) {
-                observer.on_revival(st.step, &revived);
+            if revival.total() > 0 {
+                // The average's copy of a dead unit would bring its old
+                // filter and outgoing weights back: it restarts too.
+                if let Some(average) = &mut average {
+                    for (id, range) in &revival.rewritten {
+                        average.reset_to(&model.params, *id, range.clone());
+                    }
+                }
+                observer.on_revival(st.step, &revival.per_layer);
             }
         }
         let (input, target) = batches
@@ -539,6 +602,9 @@ pub fn train(
         let grads = g.backward(loss)?;
         adam.config.lr = config.lr_at(st.step);
         adam.step(&mut model.params, &grads)?;
+        if let Some(average) = &mut average {
+            average.update(&model.params);
+        }
         st.step += 1;
         st.loss_sum += f64::from(loss_value);
         st.loss_count += 1;
@@ -548,7 +614,11 @@ pub fn train(
         observer.on_step(st.step, loss_value, pps);
 
         if st.step % config.val_every == 0 || st.step == config.steps {
-            let upscaler = ModelUpscaler::new(model.clone(), config.arch.clone());
+            let mut validated = model.clone();
+            if let Some(average) = &average {
+                validated.params = average.weights().clone();
+            }
+            let upscaler = ModelUpscaler::new(validated.clone(), config.arch.clone());
             let mut per_scale = Vec::with_capacity(config.scales.len());
             for &scale in &config.scales {
                 let r = eval::evaluate(
@@ -588,7 +658,7 @@ pub fn train(
             if r.psnr > st.best_psnr {
                 st.best_psnr = r.psnr;
                 st.best_ssim = r.ssim;
-                model.meta.training = TrainingRecord {
+                validated.meta.training = TrainingRecord {
                     data: config
                         .train
                         .iter()
@@ -601,12 +671,18 @@ pub fn train(
                     val_psnr: r.psnr,
                     val_ssim: r.ssim,
                 };
-                model.save(&files.model)?;
+                validated.save(&files.model)?;
             }
             write_log(&files.log, &st.log)?;
             plot::write_curve(&files.curve, &st.log)?;
             st.adam_step = adam.state().step;
-            save_checkpoint(&files.checkpoint, &model, adam.state(), &st)?;
+            save_checkpoint(
+                &files.checkpoint,
+                &model,
+                adam.state(),
+                average.as_ref(),
+                &st,
+            )?;
         }
     }
     Ok(TrainSummary {

@@ -21,24 +21,44 @@
 //! It applies to networks that are a plain chain `conv, ReLU, conv, ReLU, …,
 //! conv` ([`Network::relu_chain`](crate::models::Network::relu_chain)).
 
+use std::ops::Range;
+
 use rand::Rng;
 
 use crate::error::{Error, Result};
-use crate::nn::{Adam, Conv2d, Eager, ParamStore, Tensor, CPU};
+use crate::nn::{Adam, Conv2d, Eager, ParamId, ParamStore, Tensor, CPU};
+
+/// What one [`revive_dead_units`] pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Revival {
+    /// Units revived in each hidden layer.
+    pub per_layer: Vec<usize>,
+    /// The elements of each parameter it rewrote, for state kept per weight
+    /// besides Adam's (a [`WeightAverage`](crate::nn::WeightAverage)).
+    pub rewritten: Vec<(ParamId, Range<usize>)>,
+}
+
+impl Revival {
+    /// Units revived in all layers.
+    pub fn total(&self) -> usize {
+        self.per_layer.iter().sum()
+    }
+}
 
 /// Finds the hidden units of `chain` (every convolution but the last, each
 /// followed by a ReLU) whose output is zero on every sample of every
-/// `probes` batch, and re-initialises them (see the module docs). Returns
-/// how many were revived in each hidden layer.
+/// `probes` batch, and re-initialises them (see the module docs), clearing
+/// their Adam moments.
 pub fn revive_dead_units(
     chain: &[Conv2d],
     store: &mut ParamStore,
     adam: &mut Adam,
     probes: &[Tensor],
     rng: &mut impl Rng,
-) -> Result<Vec<usize>> {
+) -> Result<Revival> {
+    let mut revival = Revival::default();
     let Some((_, hidden)) = chain.split_last() else {
-        return Ok(Vec::new());
+        return Ok(revival);
     };
     if chain.iter().any(|c| c.config.groups != 1) {
         return Err(Error::Model(
@@ -46,18 +66,20 @@ pub fn revive_dead_units(
         ));
     }
     let alive = firing_units(hidden, store, probes)?;
-    let mut revived = Vec::with_capacity(hidden.len());
     for (layer, (producer, consumer)) in hidden.iter().zip(&chain[1..]).enumerate() {
         let dead: Vec<usize> = (0..alive[layer].len())
             .filter(|&c| !alive[layer][c])
             .collect();
         for &unit in &dead {
-            redraw_filter(producer, unit, store, adam, rng);
-            silence_input(consumer, unit, store, adam);
+            redraw_filter(producer, unit, store, rng, &mut revival.rewritten);
+            silence_input(consumer, unit, store, &mut revival.rewritten);
         }
-        revived.push(dead.len());
+        revival.per_layer.push(dead.len());
     }
-    Ok(revived)
+    for (id, range) in &revival.rewritten {
+        adam.reset_moments(*id, range.clone());
+    }
+    Ok(revival)
 }
 
 /// For each hidden layer, whether each of its units is positive anywhere on
@@ -89,14 +111,14 @@ fn firing_units(
 }
 
 /// Re-draws output channel `unit` of `conv` (its filter and bias) from
-/// PyTorch's default `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` and clears their
-/// Adam moments.
+/// PyTorch's default `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, noting the
+/// elements in `rewritten`.
 fn redraw_filter(
     conv: &Conv2d,
     unit: usize,
     store: &mut ParamStore,
-    adam: &mut Adam,
     rng: &mut impl Rng,
+    rewritten: &mut Vec<(ParamId, Range<usize>)>,
 ) {
     let weight = store.get_mut(conv.weight);
     let per_unit = weight.numel() / weight.shape()[0];
@@ -105,23 +127,28 @@ fn redraw_filter(
     for w in &mut weight.data_mut()[range.clone()] {
         *w = rng.gen_range(-bound..bound);
     }
-    adam.reset_moments(conv.weight, range);
+    rewritten.push((conv.weight, range));
     if let Some(bias) = conv.bias {
         store.get_mut(bias).data_mut()[unit] = rng.gen_range(-bound..bound);
-        adam.reset_moments(bias, unit..unit + 1);
+        rewritten.push((bias, unit..unit + 1));
     }
 }
 
-/// Zeroes the weights by which `conv` reads input channel `unit`, and
-/// their Adam moments.
-fn silence_input(conv: &Conv2d, unit: usize, store: &mut ParamStore, adam: &mut Adam) {
+/// Zeroes the weights by which `conv` reads input channel `unit`, noting
+/// them in `rewritten`.
+fn silence_input(
+    conv: &Conv2d,
+    unit: usize,
+    store: &mut ParamStore,
+    rewritten: &mut Vec<(ParamId, Range<usize>)>,
+) {
     let weight = store.get_mut(conv.weight);
     let (c_out, c_in) = (weight.shape()[0], weight.shape()[1]);
     let taps = weight.numel() / (c_out * c_in).max(1);
     for o in 0..c_out {
         let start = (o * c_in + unit) * taps;
         weight.data_mut()[start..start + taps].fill(0.0);
-        adam.reset_moments(conv.weight, start..start + taps);
+        rewritten.push((conv.weight, start..start + taps));
     }
 }
 
@@ -167,7 +194,8 @@ mod tests {
         let probes = [probe(1), probe(2)];
         let revived =
             revive_dead_units(&chain, &mut model.params, &mut adam, &probes, &mut rng).unwrap();
-        assert_eq!(revived, vec![1, 1]);
+        assert_eq!(revived.per_layer, vec![1, 1]);
+        assert_eq!(revived.total(), 2);
 
         let out_after = model.network.infer(&CPU, &model.params, &x).unwrap();
         assert_eq!(
@@ -199,7 +227,7 @@ mod tests {
         // is then counted, but never a live one).
         let again =
             revive_dead_units(&chain, &mut model.params, &mut adam, &probes, &mut rng).unwrap();
-        assert!(again.iter().all(|&n| n <= 1), "{again:?}");
+        assert!(again.per_layer.iter().all(|&n| n <= 1), "{again:?}");
     }
 
     #[test]
