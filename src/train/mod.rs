@@ -618,7 +618,7 @@ pub fn train(
             if let Some(average) = &average {
                 validated.params = average.weights().clone();
             }
-            let upscaler = ModelUpscaler::new(validated.clone(), config.arch.clone());
+            let mut upscaler = ModelUpscaler::new(validated, config.arch.clone());
             let mut per_scale = Vec::with_capacity(config.scales.len());
             for &scale in &config.scales {
                 let r = eval::evaluate(
@@ -658,7 +658,7 @@ pub fn train(
             if r.psnr > st.best_psnr {
                 st.best_psnr = r.psnr;
                 st.best_ssim = r.ssim;
-                validated.meta.training = TrainingRecord {
+                upscaler.model.meta.training = TrainingRecord {
                     data: config
                         .train
                         .iter()
@@ -671,7 +671,7 @@ pub fn train(
                     val_psnr: r.psnr,
                     val_ssim: r.ssim,
                 };
-                validated.save(&files.model)?;
+                upscaler.model.save(&files.model)?;
             }
             write_log(&files.log, &st.log)?;
             plot::write_curve(&files.curve, &st.log)?;
