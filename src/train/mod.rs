@@ -6,8 +6,8 @@
 //!   model file with its training record;
 //! - `FILE.ckpt.safetensors`: the latest checkpoint — weights, Adam moments,
 //!   the weight average if one is kept, step, loss accumulator, best score,
-//!   wall time. The data sampler's state
-//!   is the step itself ([`data::PatchSampler`]), so nothing else is needed;
+//!   wall time. The data sampler's state is the step itself
+//!   ([`data::PatchSampler`]), so nothing else is needed;
 //! - `FILE.log.csv`: one row per validation (step, learning rate, mean
 //!   training loss since the previous row, validation PSNR/SSIM, time);
 //! - `FILE.curve.png`: loss and validation PSNR against step.
@@ -145,12 +145,8 @@ impl TrainConfig {
         if self.scales.is_empty() || self.scales.contains(&0) {
             return Err(Error::invalid("scale", format!("{:?}", self.scales)));
         }
-        if let Some(decay) = self.ema_decay.filter(|d| !(0.0..1.0).contains(d)) {
-            return Err(Error::invalid(
-                "ema",
-                format!("decay {decay} must be in [0, 1)"),
-            ));
-        }
+        // (--ema's decay is checked by WeightAverage, also before any data
+        // is loaded.)
         Ok(())
     }
 }
@@ -614,10 +610,15 @@ pub fn train(
         observer.on_step(st.step, loss_value, pps);
 
         if st.step % config.val_every == 0 || st.step == config.steps {
-            let mut validated = model.clone();
-            if let Some(average) = &average {
-                validated.params = average.weights().clone();
-            }
+            // The weights validated and kept: the average's if there is one.
+            let validated = Model {
+                meta: model.meta.clone(),
+                network: model.network.clone(),
+                params: average
+                    .as_ref()
+                    .map_or(&model.params, |a| a.weights())
+                    .clone(),
+            };
             let mut upscaler = ModelUpscaler::new(validated, config.arch.clone());
             let mut per_scale = Vec::with_capacity(config.scales.len());
             for &scale in &config.scales {
