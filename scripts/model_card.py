@@ -144,6 +144,9 @@ def main():
               f"{float(last['val_psnr']):.3f} dB {val_what}).")
     patch, loss, batch = (flag(command, "--patch", "33"), flag(command, "--loss", "mse").upper(),
                           t["batch_size"])
+    downscales = flag(command, "--downscale-aug", None)
+    augmented = (f" Each image also enters bicubic-downscaled by {downscales.replace(',', ', ')}\n"
+                 "  (scale augmentation, --downscale-aug)." if downscales else "")
     header_cols = "| method | scale | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|" if many else \
         "| method | Set5 | Set14 | BSD100 |\n|---|---|---|---|"
     crop = "the scale's number of border pixels cropped" if many else \
@@ -171,7 +174,7 @@ def main():
 
 - Data: {", ".join(os.path.relpath(d, ROOT) for d in t["data"])} (the "291" set: T91 + BSD200),
   BI degradation (MATLAB-exact bicubic, 8-bit), random {patch}x{patch} input patches with
-  flips and 90° rotations; batch {batch}; {loss} loss; Adam.
+  flips and 90° rotations; batch {batch}; {loss} loss; Adam.{augmented}
 - Steps so far: {t['steps']} (best validation at this step); {t['wall_seconds'] / 3600:.2f} h
   of wall-clock time on this machine (2-core AMD Zen 3, one thread, shared with builds, benchmarks and other trainings, and paused at times), summed over
   resumed runs. Validation: {t['val_dataset']}, {t['val_psnr']:.3f} dB / {t['val_ssim']:.4f}{" (mean over " + scale_text + ")" if many else ""}.

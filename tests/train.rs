@@ -32,6 +32,7 @@ fn config(steps: u64, val_every: u64) -> TrainConfig {
         init: None,
         revive_dead: false,
         ema_decay: None,
+        downscale_aug: Vec::new(),
     }
 }
 
@@ -488,4 +489,51 @@ fn same_seed_gives_same_weights() {
     train(&config(20, 20), &a, false, &mut Silent).unwrap();
     train(&config(20, 20), &b, false, &mut Silent).unwrap();
     assert_eq!(weights(&a), weights(&b));
+}
+
+#[test]
+fn downscale_augmentation_adds_each_image_at_each_factor() {
+    use srkit::models::{ColorSpace, NetworkIo};
+    use srkit::train::data::prepare_images;
+    let io = NetworkIo {
+        color: ColorSpace::Y,
+        upscale: None,
+        shrink: 8,
+        context: 0,
+        exact_tiling: true,
+        multiple: 1,
+    };
+    let folders = [data("Set5")];
+    let plain = prepare_images(&folders, 3, &io, &[]).unwrap();
+    let augmented = prepare_images(&folders, 3, &io, &[0.9, 0.6]).unwrap();
+    assert_eq!(plain.len(), 5);
+    assert_eq!(augmented.len(), 15);
+    for (k, im) in plain.iter().enumerate() {
+        // Each image, then its copies in the order of the factors.
+        let copies = &augmented[3 * k..3 * k + 3];
+        assert_eq!(copies[0].target, im.target);
+        assert_eq!(copies[0].input, im.input);
+        for (copy, factor) in copies[1..].iter().zip([0.9, 0.6]) {
+            // MATLAB's output size, ceil(side * factor), cut to a multiple
+            // of the scale; the original's sides are cut the same way.
+            let hr = srkit::io::read_image(
+                &srkit::eval::Dataset::from_dir(&folders[0]).unwrap().images[k],
+                &Default::default(),
+            )
+            .unwrap();
+            let side = |n: usize| ((n as f64 * factor).ceil() as usize) / 3 * 3;
+            assert_eq!(
+                (copy.width, copy.height),
+                (side(hr.width()), side(hr.height()))
+            );
+            // A smaller copy of the same scene: its mean brightness stays
+            // within a few grey levels of the original's.
+            let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+            assert!((mean(&copy.target) - mean(&im.target)).abs() < 0.02);
+        }
+    }
+    for bad in [0.0, 1.0, 1.5, f64::NAN] {
+        let err = prepare_images(&folders, 3, &io, &[0.8, bad]).unwrap_err();
+        assert!(err.to_string().contains("downscale-aug"), "{err}");
+    }
 }

@@ -88,8 +88,9 @@ pub struct TrainArgs {
     val_every: u64,
 
     /// Continue the run whose checkpoint sits beside --out (--steps, --lr,
-    /// --lr-halve-every, --batch, --patch, --val-every, --revive-dead and
-    /// --ema may differ from the run's; the rest must match).
+    /// --lr-halve-every, --batch, --patch, --val-every, --revive-dead,
+    /// --ema and --downscale-aug may differ from the run's; the rest must
+    /// match).
     #[arg(long)]
     resume: bool,
 
@@ -114,6 +115,14 @@ pub struct TrainArgs {
     /// switched on (the average starts from the weights) or off on --resume.
     #[arg(long, value_name = "DECAY")]
     ema: Option<f32>,
+
+    /// Scale augmentation: every training image also enters
+    /// bicubic-downscaled by each of these factors, each in (0, 1) (DRRN's and
+    /// MemNet's recipe for the 291 set: 0.9,0.8,0.7,0.6). Patches are drawn
+    /// by area, so a copy at 0.6 is drawn 0.36 times as often as the
+    /// original. May change on --resume.
+    #[arg(long, value_name = "F,F,...", value_delimiter = ',')]
+    downscale_aug: Vec<f64>,
 }
 
 struct Bar {
@@ -244,6 +253,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         init: a.init.clone(),
         revive_dead: a.revive_dead,
         ema_decay: a.ema,
+        downscale_aug: a.downscale_aug,
     };
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(

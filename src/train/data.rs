@@ -12,6 +12,11 @@
 //! near the crop's edges); random crops, flips and 90° rotations are then
 //! drawn per step.
 //!
+//! Optionally each HR image also enters at smaller sizes
+//! ([`prepare_images`]' `downscales`): DRRN's and MemNet's scale
+//! augmentation of the 291 set, which shows the network the same scenes
+//! with their detail at other frequencies.
+//!
 //! Sampling is a pure function of `(seed, step)`: the batch of step `k` is
 //! drawn from a ChaCha8 stream numbered `k`, so a resumed run draws exactly
 //! the batches the uninterrupted run would have, with no RNG state to save.
@@ -31,6 +36,7 @@ use crate::image::Image;
 use crate::io::{self, ReadOptions};
 use crate::models::{ColorSpace, NetworkIo};
 use crate::nn::Tensor;
+use crate::resample::imresize_bicubic;
 use crate::upscale::{Interpolation, Upscaler};
 
 /// One training image: network input and target planes in `[0, 1]`.
@@ -65,11 +71,23 @@ fn network_planes(img: &Image, color: ColorSpace) -> Result<Vec<f32>> {
 
 /// Loads and prepares every image of the given folders for `scale` and a
 /// network with I/O `io`.
+///
+/// Each image enters once as it is and once per factor of `downscales`,
+/// first bicubic-downscaled by that factor (MATLAB `imresize`, rounded to
+/// the image's bit depth, as the augmented sets were written to disk) and
+/// then degraded like the others. Factors must lie in (0, 1).
 pub fn prepare_images(
     folders: &[PathBuf],
     scale: usize,
     io: &NetworkIo,
+    downscales: &[f64],
 ) -> Result<Vec<TrainImage>> {
+    if let Some(bad) = downscales.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
+        return Err(Error::invalid(
+            "downscale-aug",
+            format!("{bad} (factors must lie strictly between 0 and 1)"),
+        ));
+    }
     let mut paths = Vec::new();
     for f in folders {
         paths.extend(Dataset::from_dir(f)?.images);
@@ -80,10 +98,22 @@ pub fn prepare_images(
             format!("x{scale} for a network that upscales x{}", io.factor()),
         ));
     }
-    paths
+    let versions: Vec<(&PathBuf, Option<f64>)> = paths
+        .iter()
+        .flat_map(|p| {
+            std::iter::once(None)
+                .chain(downscales.iter().copied().map(Some))
+                .map(move |f| (p, f))
+        })
+        .collect();
+    versions
         .par_iter()
-        .map(|path| {
+        .map(|&(path, downscale)| {
             let hr = io::read_image(path, &ReadOptions::default())?.without_alpha();
+            let hr = match downscale {
+                Some(f) => imresize_bicubic(&hr, f)?,
+                None => hr,
+            };
             let hr = degrade::modcrop(&hr, scale)?;
             let lr = degrade::degrade(&hr, scale, Degradation::Bicubic, 0)?;
             let input = match io.upscale {

@@ -115,6 +115,11 @@ pub struct TrainConfig {
     /// of the last step's weights. The checkpoint keeps both.
     #[serde(default)]
     pub ema_decay: Option<f32>,
+    /// Scale augmentation: every training image also enters downscaled by
+    /// each of these factors ([`data::prepare_images`]; DRRN and MemNet use
+    /// 0.9, 0.8, 0.7, 0.6 on the 291 set). Empty: the images as they are.
+    #[serde(default)]
+    pub downscale_aug: Vec<f64>,
 }
 
 impl TrainConfig {
@@ -459,10 +464,11 @@ pub fn train(
     if resume {
         let restored = load_checkpoint(&files.checkpoint, &mut model)?;
         let saved = restored.state;
-        // The schedule (length, learning rate, batch and patch size,
-        // validation interval) may change on resume — a step's batch is a
-        // pure function of (seed, step, batch, patch) — and what defines
-        // the model and its data may not.
+        // The schedule (length, learning rate, batch and patch size, scale
+        // augmentation, validation interval) may change on resume — a
+        // step's batch is a pure function of (seed, step, batch, patch,
+        // augmentation) — and what defines the model and its data (folders,
+        // scales, loss, seed) may not.
         let same_run = TrainConfig {
             steps: config.steps,
             val_every: config.val_every,
@@ -473,6 +479,7 @@ pub fn train(
             init: config.init.clone(),
             revive_dead: config.revive_dead,
             ema_decay: config.ema_decay,
+            downscale_aug: config.downscale_aug.clone(),
             ..saved.config.clone()
         } == *config;
         if !same_run {
@@ -480,7 +487,7 @@ pub fn train(
                 "resume",
                 "the checkpoint was made with a different model, data, loss or seed (only \
                  --steps, --lr, --lr-halve-every, --batch, --patch, --val-every, \
-                 --revive-dead and --ema may change on resume)",
+                 --revive-dead, --ema and --downscale-aug may change on resume)",
             ));
         }
         adam = Adam::from_state(&model.params, adam.config, restored.adam)?;
@@ -530,7 +537,12 @@ pub fn train(
     // every scale, so the images of all scales form one pool to draw from.
     let mut images = Vec::new();
     for &scale in &config.scales {
-        images.extend(data::prepare_images(&config.train, scale, &io)?);
+        images.extend(data::prepare_images(
+            &config.train,
+            scale,
+            &io,
+            &config.downscale_aug,
+        )?);
     }
     let crop = io.shrink;
     let sampler = PatchSampler::new(images, config.patch, crop, config.batch, config.seed)?;
