@@ -144,8 +144,8 @@ def main():
               f"{float(last['val_psnr']):.3f} dB {val_what}).")
     patch, loss, batch = (flag(command, "--patch", "33"), flag(command, "--loss", "mse").upper(),
                           t["batch_size"])
-    downscales = flag(command, "--downscale-aug", None)
-    augmented = (f" Each image also enters bicubic-downscaled by {downscales.replace(',', ', ')}\n"
+    downscales = ", ".join(f"{f:g}" for f in t.get("downscale_aug", []))
+    augmented = (f" Each image also enters bicubic-downscaled by {downscales}\n"
                  "  (scale augmentation, --downscale-aug)." if downscales else "")
     header_cols = "| method | scale | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|" if many else \
         "| method | Set5 | Set14 | BSD100 |\n|---|---|---|---|"

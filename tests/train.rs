@@ -254,11 +254,13 @@ fn resumed_run_equals_uninterrupted_run() {
     };
     assert_eq!(strip(log("whole.log.csv")), strip(log("parts.log.csv")));
 
-    // Larger patches for the rest of a run (a schedule change, like the
-    // batch size): resumed from step 40, not refused.
+    // Larger patches and scale augmentation for the rest of a run (a
+    // schedule change, like the batch size): resumed from step 40, not
+    // refused.
     let mut bigger = full.clone();
     bigger.patch += 8;
     bigger.steps = 60;
+    bigger.downscale_aug = vec![0.8];
     train(&bigger, &parts, true, &mut Silent).unwrap();
     let rows = log("parts.log.csv");
     assert!(rows.lines().last().unwrap().starts_with("60,"), "{rows}");
@@ -536,4 +538,13 @@ fn downscale_augmentation_adds_each_image_at_each_factor() {
         let err = prepare_images(&folders, 3, &io, &[0.8, bad]).unwrap_err();
         assert!(err.to_string().contains("downscale-aug"), "{err}");
     }
+    // The model file's training record names the augmentation.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("aug.safetensors");
+    let mut augmented_run = config(4, 4);
+    augmented_run.downscale_aug = vec![0.7];
+    train(&augmented_run, &out, false, &mut Silent).unwrap();
+    let record = Model::load(&out).unwrap().meta.training;
+    assert_eq!(record.downscale_aug, vec![0.7]);
+    assert_eq!(record.steps, 4);
 }

@@ -329,6 +329,10 @@ impl Network {
 pub struct TrainingRecord {
     /// Training data folders.
     pub data: Vec<String>,
+    /// The scale augmentation's downscaling factors (`--downscale-aug`)
+    /// when these weights were kept; empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downscale_aug: Vec<f64>,
     /// Optimizer steps taken.
     pub steps: u64,
     /// Patches per step.

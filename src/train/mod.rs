@@ -677,6 +677,7 @@ pub fn train(
                         .iter()
                         .map(|p| p.display().to_string())
                         .collect(),
+                    downscale_aug: config.downscale_aug.clone(),
                     steps: st.step,
                     batch_size: config.batch,
                     wall_seconds: st.wall_seconds,
