@@ -145,8 +145,8 @@ def main():
     patch, loss, batch = (flag(command, "--patch", "33"), flag(command, "--loss", "mse").upper(),
                           t["batch_size"])
     downscales = ", ".join(f"{f:g}" for f in t.get("downscale_aug", []))
-    augmented = (f" Each image also enters bicubic-downscaled by {downscales}\n"
-                 "  (scale augmentation, --downscale-aug)." if downscales else "")
+    augmented = (f"\n  Each image also enters bicubic-downscaled by {downscales} (scale augmentation,\n"
+                 "  --downscale-aug)." if downscales else "")
     header_cols = "| method | scale | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|" if many else \
         "| method | Set5 | Set14 | BSD100 |\n|---|---|---|---|"
     crop = "the scale's number of border pixels cropped" if many else \
