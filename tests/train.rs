@@ -510,19 +510,16 @@ fn downscale_augmentation_adds_each_image_at_each_factor() {
     let augmented = prepare_images(&folders, 3, &io, &[0.9, 0.6]).unwrap();
     assert_eq!(plain.len(), 5);
     assert_eq!(augmented.len(), 15);
+    let files = srkit::eval::Dataset::from_dir(&folders[0]).unwrap().images;
     for (k, im) in plain.iter().enumerate() {
         // Each image, then its copies in the order of the factors.
         let copies = &augmented[3 * k..3 * k + 3];
         assert_eq!(copies[0].target, im.target);
         assert_eq!(copies[0].input, im.input);
+        let hr = srkit::io::read_image(&files[k], &Default::default()).unwrap();
         for (copy, factor) in copies[1..].iter().zip([0.9, 0.6]) {
             // MATLAB's output size, ceil(side * factor), cut to a multiple
             // of the scale; the original's sides are cut the same way.
-            let hr = srkit::io::read_image(
-                &srkit::eval::Dataset::from_dir(&folders[0]).unwrap().images[k],
-                &Default::default(),
-            )
-            .unwrap();
             let side = |n: usize| ((n as f64 * factor).ceil() as usize) / 3 * 3;
             assert_eq!(
                 (copy.width, copy.height),

@@ -98,38 +98,40 @@ pub fn prepare_images(
             format!("x{scale} for a network that upscales x{}", io.factor()),
         ));
     }
-    let versions: Vec<(&PathBuf, Option<f64>)> = paths
-        .iter()
-        .flat_map(|p| {
-            std::iter::once(None)
-                .chain(downscales.iter().copied().map(Some))
-                .map(move |f| (p, f))
-        })
-        .collect();
-    versions
+    // Each file is read once; its downscaled copies are made from that read.
+    let per_file = paths
         .par_iter()
-        .map(|&(path, downscale)| {
+        .map(|path| {
             let hr = io::read_image(path, &ReadOptions::default())?.without_alpha();
-            let hr = match downscale {
-                Some(f) => imresize_bicubic(&hr, f)?,
-                None => hr,
-            };
-            let hr = degrade::modcrop(&hr, scale)?;
-            let lr = degrade::degrade(&hr, scale, Degradation::Bicubic, 0)?;
-            let input = match io.upscale {
-                Some(_) => lr,
-                None => Interpolation::bicubic().upscale(&lr, scale)?,
-            };
-            Ok(TrainImage {
-                width: input.width(),
-                height: input.height(),
-                channels: io.color.channels(),
-                factor: io.factor(),
-                input: network_planes(&input, io.color)?,
-                target: network_planes(&hr, io.color)?,
-            })
+            let mut prepared = Vec::with_capacity(1 + downscales.len());
+            for &f in downscales {
+                prepared.push(prepare_image(&imresize_bicubic(&hr, f)?, scale, io)?);
+            }
+            prepared.insert(0, prepare_image(&hr, scale, io)?);
+            Ok(prepared)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(per_file.into_iter().flatten().collect())
+}
+
+/// One HR image's network input and target: cut to a multiple of `scale`,
+/// BI-degraded, and bicubic-upscaled back for networks fed the upscaled
+/// image.
+fn prepare_image(hr: &Image, scale: usize, io: &NetworkIo) -> Result<TrainImage> {
+    let hr = degrade::modcrop(hr, scale)?;
+    let lr = degrade::degrade(&hr, scale, Degradation::Bicubic, 0)?;
+    let input = match io.upscale {
+        Some(_) => lr,
+        None => Interpolation::bicubic().upscale(&lr, scale)?,
+    };
+    Ok(TrainImage {
+        width: input.width(),
+        height: input.height(),
+        channels: io.color.channels(),
+        factor: io.factor(),
+        input: network_planes(&input, io.color)?,
+        target: network_planes(&hr, io.color)?,
+    })
 }
 
 /// Draws batches of patches from prepared images.
