@@ -134,7 +134,10 @@ def main():
                                                            for s in sets) + " |"]
         ours = {r["dataset"]: r["psnr"] for r in results
                 if r["method"] == name and r["scale"] == scale}
-        short += [f"{s} x{scale}" if many else s for s in sets[:2] if ours[s] < ref[scale][s][0]]
+        # Unrounded, so that a card whose table shows a tie at two decimals says by how much it
+        # is still short.
+        short += [(f"{s} x{scale}" if many else s) + f" ({ours[s]:.3f} dB < {ref[scale][s][0]:.2f})"
+                  for s in sets[:2] if ours[s] < ref[scale][s][0]]
     last = log[-1]
     val_what = "mean over " + scale_text + " on Set5" if many else "on Set5"
     status = (f"Status: at or above {ref_name} on Set5 and Set14."
